@@ -1,0 +1,1 @@
+"""Server-side combination of site updates."""

@@ -1,0 +1,1 @@
+"""Thin FLARE adapters: the only package (with :mod:`consortium.cli`) that imports nvflare."""
