@@ -24,7 +24,7 @@ from consortium.aggregation.round_summary import SiteRoundReport, summarise_roun
 from consortium.aggregation.weighted_mean import sample_weights, weighted_mean
 from consortium.protocol import ResultMeta
 
-PROGRESS_FILE = "progress.jsonl"
+from consortium.flare_files import PROGRESS_FILE
 
 
 def site_report(site: str, meta: dict) -> SiteRoundReport:

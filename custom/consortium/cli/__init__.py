@@ -1,0 +1,1 @@
+"""The `consortium` command line: POC lifecycle, job validation and submission, reports."""

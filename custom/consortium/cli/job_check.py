@@ -1,0 +1,92 @@
+"""Check a FLARE job folder before it is submitted: files present, JSON valid, every component
+class importable, no bring-your-own-code, and min_clients no larger than the consortium.
+
+Every problem names the file, the field and the value.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from consortium.cli.kits import ConfigurationError
+
+SERVER_CONFIG = "config_fed_server.json"
+CLIENT_CONFIG = "config_fed_client.json"
+
+
+def _load_json(path: Path) -> dict:
+    if not path.is_file():
+        raise ConfigurationError(f"{path}: file missing")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigurationError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from e
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{path}: top level must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _paths(node, where: str) -> Iterator[tuple[str, str]]:
+    """Every ``"path"`` naming a class in a config, with its location (e.g. ``components[1].args.model``)."""
+    if isinstance(node, dict):
+        if isinstance(node.get("path"), str):
+            yield where, node["path"]
+        for k, v in node.items():
+            yield from _paths(v, f"{where}.{k}" if where else k)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _paths(v, f"{where}[{i}]")
+
+
+def resolve_class(path: str):
+    module, _, name = path.rpartition(".")
+    if not module:
+        raise ImportError(f"{path!r} is not a dotted class path")
+    return getattr(importlib.import_module(module), name)
+
+
+def _min_clients(node, where: str) -> Iterator[tuple[str, int]]:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            here = f"{where}.{k}" if where else k
+            if k == "min_clients":
+                yield here, v
+            else:
+                yield from _min_clients(v, here)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _min_clients(v, f"{where}[{i}]")
+
+
+def check_job(job: Path | str, consortium_size: int | None = None) -> dict:
+    """Validate ``job``; returns its meta.json. Raises ConfigurationError on the first problem."""
+    job = Path(job)
+    if not job.is_dir():
+        raise ConfigurationError(f"{job}: job folder not found")
+    meta = _load_json(job / "meta.json")
+    deploy = meta.get("deploy_map")
+    if not isinstance(deploy, dict) or not deploy:
+        raise ConfigurationError(f"{job / 'meta.json'}: field 'deploy_map' must map app names to sites, got {deploy!r}")
+    counts = [("meta.json: min_clients", meta["min_clients"])] if "min_clients" in meta else []
+    for app in deploy:
+        config_dir = job / app / "config"
+        if (job / app / "custom").exists():
+            raise ConfigurationError(f"{job / app / 'custom'}: jobs carry no code; sites admit installed consortium.* classes only")
+        for name in (SERVER_CONFIG, CLIENT_CONFIG):
+            path = config_dir / name
+            config = _load_json(path)
+            for where, cls in _paths(config, ""):
+                try:
+                    resolve_class(cls)
+                except (ImportError, AttributeError) as e:
+                    raise ConfigurationError(f"{path}: field {where}.path = {cls!r} names no importable class ({e})") from e
+            counts += [(f"{path.name}: {w}", v) for w, v in _min_clients(config, "")]
+    for where, value in counts:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigurationError(f"{job}: {where} = {value!r} must be a positive integer")
+        if consortium_size is not None and value > consortium_size:
+            raise ConfigurationError(f"{job}: {where} = {value} is larger than the consortium ({consortium_size} sites)")
+    return meta

@@ -1,0 +1,157 @@
+"""`consortium ...`: run a FLARE consortium on this machine, submit jobs, read results.
+
+    consortium poc up | status | down      the local POC consortium (server + four hospitals)
+    consortium validate JOB                 check a job folder before submitting it
+    consortium submit JOB                   submit through the admin API, follow rounds, download
+    consortium report RESULT                per-site table, learning curve, report.md
+    consortium simulate JOB                 run a job in FLARE's simulator with the site policies
+    consortium provision                    production startup kits from provisioning/project.yml
+    consortium demo                         all of it: up, submit, report, down
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from consortium.cli.kits import ConfigurationError, Project
+
+DEFAULT_PROJECT = Path("provisioning/project.yml")
+DEFAULT_WORKSPACE = Path(os.environ.get("CONSORTIUM_POC_WORKSPACE", "poc_workspace/state"))
+DEFAULT_JOB = Path("jobs/heart_fedprox")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workspace", type=Path, default=DEFAULT_WORKSPACE,
+                   help="POC workspace (default: $CONSORTIUM_POC_WORKSPACE or poc_workspace/state)")
+    p.add_argument("--project", type=Path, default=DEFAULT_PROJECT, help="project.yml (default: %(default)s)")
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="consortium", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    poc = sub.add_parser("poc", help="the local POC consortium").add_subparsers(dest="action", required=True)
+    p = poc.add_parser("up", help="provision from project.yml and start the server and every site")
+    _add_common(p)
+    p.add_argument("--port", type=int, default=None, help="server port (default: project.yml's fed_learn_port)")
+    for name, text in (("status", "is the POC running, which sites are connected"), ("down", "stop every POC process")):
+        _add_common(poc.add_parser(name, help=text))
+
+    p = sub.add_parser("validate", help="check a job folder (files, JSON, classes, min_clients)")
+    p.add_argument("job", type=Path)
+    p.add_argument("--project", type=Path, default=DEFAULT_PROJECT)
+
+    p = sub.add_parser("submit", help="submit a job to the running POC through the admin API")
+    p.add_argument("job", type=Path)
+    _add_common(p)
+    p.add_argument("--results", type=Path, default=Path("results"), help="where results are downloaded")
+    p.add_argument("--timeout", type=float, default=900.0, help="seconds before the job is aborted")
+
+    p = sub.add_parser("report", help="write report.md + learning_curve.png for a downloaded job result")
+    p.add_argument("result", type=Path)
+
+    p = sub.add_parser("simulate", help="run a job in the FLARE simulator with the consortium's site policies")
+    p.add_argument("job", type=Path)
+    p.add_argument("-w", "--sim-workspace", type=Path, required=True)
+    p.add_argument("--project", type=Path, default=DEFAULT_PROJECT)
+    p.add_argument("-t", "--threads", type=int, default=4)
+
+    p = sub.add_parser("provision", help="production startup kits (TLS certificates, roles, site policies)")
+    p.add_argument("--project", type=Path, default=DEFAULT_PROJECT)
+    p.add_argument("--output", type=Path, required=True)
+
+    p = sub.add_parser("demo", help="POC up, submit a job, report, POC down")
+    _add_common(p)
+    p.add_argument("--job", type=Path, default=DEFAULT_JOB)
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--results", type=Path, default=Path("results"))
+    return ap
+
+
+def report(result: Path) -> Path:
+    from consortium.reporting import load_results, print_table, write_report
+
+    results = load_results(result)
+    print_table(results)
+    path = write_report(results)
+    print(f"report: {path}")
+    return path
+
+
+def simulate(job: Path, workspace: Path, project: Project, threads: int) -> int:
+    from consortium.cli.job_check import check_job
+    from consortium.cli.kits import simulator_workspace_policies
+
+    check_job(job, consortium_size=len(project.clients))
+    simulator_workspace_policies(project, workspace)
+    cmd = [sys.executable, "-m", "nvflare.cli", "simulator", str(job), "-w", str(workspace),
+           "-n", str(len(project.clients)), "-t", str(threads), "-c", ",".join(project.clients)]
+    return subprocess.call(cmd)
+
+
+def demo(args) -> None:
+    from consortium.cli import poc
+    from consortium.cli.submit import submit_and_follow
+
+    state = poc.up(Project.load(args.project), args.workspace, port=args.port)
+    try:
+        folder = submit_and_follow(state, args.job, args.results)
+        report(folder)
+    finally:
+        poc.down(args.workspace)
+
+
+def run(args) -> int:
+    from consortium.cli import poc
+
+    if args.command == "poc":
+        if args.action == "up":
+            poc.up(Project.load(args.project), args.workspace, port=args.port)
+        elif args.action == "status":
+            print(json.dumps(poc.status(args.workspace), indent=2))
+        else:
+            poc.down(args.workspace)
+    elif args.command == "validate":
+        from consortium.cli.job_check import check_job
+
+        meta = check_job(args.job, consortium_size=len(Project.load(args.project).clients))
+        print(f"{args.job}: ok ({meta.get('name', args.job.name)})")
+    elif args.command == "submit":
+        from consortium.cli.submit import submit_and_follow
+
+        state = poc.PocState.load(args.workspace.resolve() / poc.STATE_FILE)
+        if state is None or not poc.running(state):
+            raise poc.PocError(f"no running POC in {args.workspace}; start one with `consortium poc up`")
+        report(submit_and_follow(state, args.job, args.results, timeout=args.timeout))
+    elif args.command == "report":
+        report(args.result)
+    elif args.command == "simulate":
+        return simulate(args.job, args.sim_workspace, Project.load(args.project), args.threads)
+    elif args.command == "provision":
+        from consortium.cli.kits import provision
+
+        kits = provision(Project.load(args.project), args.output.resolve(), poc=False)
+        print(f"startup kits: {kits}")
+    elif args.command == "demo":
+        demo(args)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from consortium.cli.poc import PocError
+
+    try:
+        return run(args)
+    except (ConfigurationError, PocError, FileNotFoundError) as e:
+        print(f"consortium: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

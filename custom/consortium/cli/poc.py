@@ -1,0 +1,278 @@
+"""A real FLARE consortium on this machine: provision from project.yml, start the server and every
+site as their own processes on loopback, stop them all again by PID.
+
+State lives in ``<workspace>/consortium-poc.json`` (PIDs with their start times, so a recycled
+PID is never signalled). A running consortium is never silently reused by ``up`` and a stale one
+(state file, processes gone) is explained and cleaned.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psutil
+
+from consortium.cli.kits import Project, provision
+
+STATE_FILE = "consortium-poc.json"
+READY_TIMEOUT_S = 180.0
+
+
+class PocError(RuntimeError):
+    """A POC that cannot be started, reached or stopped; the message says what to do."""
+
+
+@dataclass
+class Proc:
+    site: str
+    pid: int
+    create_time: float
+
+
+@dataclass
+class PocState:
+    workspace: str
+    kits: str
+    project_name: str
+    port: int
+    admin: str
+    clients: list[str]
+    procs: list[Proc]
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> PocState | None:
+        if not path.is_file():
+            return None
+        try:
+            d = json.loads(path.read_text())
+            d["procs"] = [Proc(**p) for p in d["procs"]]
+            return cls(**d)
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise PocError(f"{path}: unreadable POC state ({e}); remove the folder {path.parent} to start afresh") from e
+
+    @property
+    def admin_kit(self) -> Path:
+        return Path(self.kits) / self.admin
+
+    def server_dir(self) -> Path:
+        return Path(self.kits) / "server"
+
+
+def _alive(p: Proc) -> psutil.Process | None:
+    try:
+        proc = psutil.Process(p.pid)
+        if abs(proc.create_time() - p.create_time) < 1.0 and proc.status() != psutil.STATUS_ZOMBIE:
+            return proc
+    except psutil.Error:
+        pass
+    return None
+
+
+def running(state: PocState) -> list[Proc]:
+    return [p for p in state.procs if _alive(p)]
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
+
+
+def _wait_port(port: int, proc: subprocess.Popen, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise PocError(f"the FLARE server exited with code {proc.returncode} while starting; see {log}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise PocError(f"the FLARE server did not open port {port} within {timeout:.0f} s; see {log}")
+
+
+def _start(site_dir: Path, module: str, config: str, settings: list[str]) -> tuple[subprocess.Popen, Path]:
+    """Start one FLARE process as its startup kit's sub_start.sh would (without the restart loop)."""
+    log = site_dir / "console.log"
+    cmd = [sys.executable, "-u", "-m", module, "-m", str(site_dir), "-s", config,
+           "--set", "secure_train=true", "config_folder=config", *settings]
+    env = dict(os.environ, MALLOC_ARENA_MAX="4")
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                cwd=site_dir, env=env, start_new_session=True)
+    return proc, log
+
+
+def up(project: Project, workspace: Path, port: int | None = None, echo=print) -> PocState:
+    """Provision a fresh POC into ``workspace`` and start the server and all sites."""
+    workspace = workspace.resolve()
+    state_path = workspace / STATE_FILE
+    old = PocState.load(state_path)
+    if old is not None:
+        alive = running(old)
+        if alive:
+            raise PocError(f"a POC is already running from {workspace} (pids {[p.pid for p in alive]}); "
+                           "use it, or stop it first with `consortium poc down`")
+        echo(f"stale POC state in {workspace} (its processes are gone); preparing a fresh consortium")
+    if port is not None:
+        project = project.with_port(port)
+    if not port_free(project.port):
+        raise PocError(f"port {project.port} on this machine is in use (another FLARE server or POC?); "
+                       f"stop it or choose another with `consortium poc up --port N`")
+    if workspace.exists():
+        shutil.rmtree(workspace)
+    echo(f"provisioning {project.name} from {project.path} into {workspace}")
+    kits = provision(project, workspace, poc=True)
+    server = project.server
+    state = PocState(str(workspace), str(kits), project.name, project.port, project.project_admin,
+                     project.clients, [])
+    orgs = {p["name"]: p.get("org", "") for p in project.config["participants"]}
+    try:
+        proc, log = _start(kits / server["name"], "nvflare.private.fed.app.server.server_train",
+                           "fed_server.json", [f"org={orgs[server['name']]}"])
+        state.procs.append(Proc(server["name"], proc.pid, psutil.Process(proc.pid).create_time()))
+        state.save(state_path)
+        _wait_port(project.port, proc, log, 60)
+        for client in project.clients:
+            p, _ = _start(kits / client, "nvflare.private.fed.app.client.client_train",
+                          "fed_client.json", [f"uid={client}", f"org={orgs[client]}"])
+            state.procs.append(Proc(client, p.pid, psutil.Process(p.pid).create_time()))
+        state.save(state_path)
+        wait_ready(state, echo=echo)
+    except BaseException:
+        echo("start-up failed; stopping what was started")
+        stop_processes(state)
+        raise
+    return state
+
+
+def admin_session(state: PocState, timeout: float = 30.0):
+    """An admin API session as the project admin (the same path as the admin console)."""
+    from nvflare.fuel.flare_api.flare_api import new_secure_session
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return new_secure_session(state.admin, str(state.admin_kit), timeout=10.0)
+        except Exception as e:  # the server may still be coming up
+            if time.monotonic() > deadline:
+                raise PocError(f"cannot log in to the FLARE server on port {state.port} as {state.admin}: {e}") from e
+            time.sleep(1.0)
+
+
+def connected_clients(sess) -> list[str]:
+    return sorted(c.name for c in sess.get_system_info().client_info)
+
+
+def wait_ready(state: PocState, timeout: float = READY_TIMEOUT_S, echo=print) -> None:
+    sess = admin_session(state)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            dead = [p.site for p in state.procs if not _alive(p)]
+            if dead:
+                raise PocError(f"processes of {dead} exited during start-up; see their console.log under {state.kits}")
+            names = connected_clients(sess)
+            if set(state.clients) <= set(names):
+                echo(f"consortium ready: server on 127.0.0.1:{state.port}, sites {names}")
+                return
+            if time.monotonic() > deadline:
+                raise PocError(f"only {names} of {state.clients} connected within {timeout:.0f} s")
+            time.sleep(0.5)
+    finally:
+        sess.close()
+
+
+def status(workspace: Path) -> dict:
+    state = PocState.load(workspace.resolve() / STATE_FILE)
+    if state is None:
+        return {"state": "absent", "workspace": str(workspace)}
+    alive = running(state)
+    if not alive:
+        return {"state": "stale", "workspace": str(workspace), "detail": "state file present, no process running"}
+    result = {"state": "running" if len(alive) == len(state.procs) else "degraded", "workspace": str(workspace),
+              "port": state.port, "processes": {p.site: p.pid for p in alive},
+              "missing": [p.site for p in state.procs if p not in alive]}
+    try:
+        sess = admin_session(state, timeout=5)
+        try:
+            result["connected_clients"] = connected_clients(sess)
+        finally:
+            sess.close()
+    except PocError as e:
+        result["admin"] = str(e)
+    return result
+
+
+def _tree(procs: list[Proc]) -> list[psutil.Process]:
+    found = []
+    for p in procs:
+        proc = _alive(p)
+        if proc is not None:
+            found.append(proc)
+            try:
+                found.extend(proc.children(recursive=True))
+            except psutil.Error:
+                pass
+    return found
+
+
+def _terminate(procs: list[psutil.Process], grace: float) -> None:
+    """SIGTERM each process, wait ``grace`` seconds, SIGKILL what is left."""
+    for proc in procs:
+        try:
+            proc.send_signal(signal.SIGTERM)
+        except psutil.Error:
+            pass
+    _, left = psutil.wait_procs(procs, timeout=grace)
+    for proc in left:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(left, timeout=5)
+
+
+def stop_processes(state: PocState, grace: float = 20.0) -> list[int]:
+    """Stop every process of the POC (and its job processes) by PID: SIGTERM, then SIGKILL."""
+    tree = _tree(state.procs)
+    _terminate(tree, grace)
+    return [p.pid for p in tree]
+
+
+def down(workspace: Path, echo=print) -> None:
+    """Shut the consortium down through the admin API, then make sure every process is gone."""
+    state_path = workspace.resolve() / STATE_FILE
+    state = PocState.load(state_path)
+    if state is None:
+        echo(f"no POC state in {workspace}; nothing to stop")
+        return
+    tree = _tree(state.procs)
+    if tree:
+        try:
+            sess = admin_session(state, timeout=5)
+            try:
+                sess.shutdown("all")
+            finally:
+                sess.close()
+        except Exception as e:  # fall through to signals
+            echo(f"admin shutdown failed ({e}); stopping processes by PID")
+        _, left = psutil.wait_procs(tree, timeout=15)
+        _terminate(left, grace=5)
+        echo(f"stopped {len(tree)} processes ({sorted(p.pid for p in tree)})")
+    state_path.unlink()

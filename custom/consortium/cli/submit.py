@@ -1,0 +1,61 @@
+"""Submit a job through the FLARE admin API (the admin console's path), follow it round by round,
+download its result."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from consortium.aggregation.round_summary import RoundSummary
+from consortium.cli.job_check import check_job
+from consortium.cli.poc import PocError, PocState, admin_session
+from consortium.flare_files import PROGRESS_FILE
+
+FINISHED = "FINISHED"
+COMPLETED = "FINISHED:COMPLETED"
+
+
+def _new_rounds(path: Path, seen: int) -> list[RoundSummary]:
+    if not path.is_file():
+        return []
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    out = []
+    for line in lines[seen:]:
+        try:
+            out.append(RoundSummary(**json.loads(line)))
+        except (json.JSONDecodeError, TypeError):
+            break  # a line being written; read it next time
+    return out
+
+
+def submit_and_follow(state: PocState, job: Path, results_dir: Path, timeout: float = 900.0, echo=print) -> Path:
+    """Validate and submit ``job``; echo one line per round; return the downloaded result folder."""
+    meta = check_job(job, consortium_size=len(state.clients))
+    sess = admin_session(state)
+    try:
+        job_id = sess.submit_job(str(job.resolve()))
+        echo(f"submitted {meta.get('name', job.name)} as job {job_id}")
+        progress = state.server_dir() / job_id / PROGRESS_FILE
+        seen, deadline, status = 0, time.monotonic() + timeout, ""
+        while True:
+            status = sess.get_job_meta(job_id).get("status", "")
+            for summary in _new_rounds(progress, seen):
+                echo(summary.line(len(state.clients)))
+                seen += 1
+            if status.startswith(FINISHED):
+                break
+            if time.monotonic() > deadline:
+                sess.abort_job(job_id)
+                raise PocError(f"job {job_id} did not finish within {timeout:.0f} s (status {status}); aborted it")
+            time.sleep(0.25)
+        for summary in _new_rounds(progress, seen):
+            echo(summary.line(len(state.clients)))
+        if status != COMPLETED:
+            raise PocError(f"job {job_id} ended with status {status}; see {state.server_dir() / job_id / 'log.txt'}")
+        results_dir.mkdir(parents=True, exist_ok=True)
+        folder = Path(sess.download_job_result(job_id, str(results_dir.resolve())))
+        echo(f"job {job_id} {status}; result downloaded to {folder}")
+        return folder
+    finally:
+        sess.close()
