@@ -7,12 +7,7 @@ executors without changing them.
 
 from __future__ import annotations
 
-from enum import Enum
-
-
-class StrEnum(str, Enum):
-    def __str__(self) -> str:  # pragma: no cover - trivial
-        return self.value
+from enum import StrEnum
 
 
 class Task(StrEnum):

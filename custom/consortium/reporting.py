@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from consortium.flare_files import PROGRESS_FILE as PROGRESS
+
 CROSS_SITE = Path("cross_site_val") / "cross_val_results.json"
 GLOBAL_MODEL_PREFIX = "SRV_"
 

@@ -40,7 +40,7 @@ def weighted_mean(updates: Sequence[Update], weights: Sequence[float]) -> dict[s
         raise ValueError(f"need one weight per update, got {len(updates)} updates and {len(weights)} weights")
     check_same_layout(updates)
     return {
-        k: sum(float(w) * np.asarray(u[k], dtype=np.float64) for u, w in zip(updates, weights)).astype(
+        k: sum(float(w) * np.asarray(u[k], dtype=np.float64) for u, w in zip(updates, weights, strict=True)).astype(
             np.asarray(updates[0][k]).dtype
         )
         for k in updates[0]

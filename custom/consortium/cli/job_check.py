@@ -74,7 +74,7 @@ def check_job(job: Path | str, consortium_size: int | None = None) -> dict:
     for app in deploy:
         config_dir = job / app / "config"
         if (job / app / "custom").exists():
-            raise ConfigurationError(f"{job / app / 'custom'}: jobs carry no code; sites admit installed consortium.* classes only")
+            raise ConfigurationError(f"{job / app / 'custom'}: jobs carry no code (sites admit installed consortium.* only)")
         for name in (SERVER_CONFIG, CLIENT_CONFIG):
             path = config_dir / name
             config = _load_json(path)

@@ -92,13 +92,13 @@ def stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
     rng = np.random.default_rng(seed)
-    n_test = math.ceil(test_fraction * len(y))
+    n_test = math.ceil(round(test_fraction * len(y), 9))  # round: 0.34 * 150 = 51.000000000000007
     classes = np.unique(y)
     exact = np.array([n_test * np.sum(y == c) / len(y) for c in classes])
     counts = np.floor(exact).astype(int)
     for i in np.argsort(-(exact - counts))[: n_test - counts.sum()]:
         counts[i] += 1
-    test = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:k] for c, k in zip(classes, counts)])
+    test = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:k] for c, k in zip(classes, counts, strict=True)])
     train = np.setdiff1d(np.arange(len(y)), test)
     return rng.permutation(train), np.sort(test)
 

@@ -27,7 +27,7 @@ class FeatureMoments:
         return {"n": int(self.n), "sum": self.total.tolist(), "sum_sq": self.total_sq.tolist()}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "FeatureMoments":
+    def from_dict(cls, d: dict) -> FeatureMoments:
         return cls(int(d["n"]), np.asarray(d["sum"], dtype=np.float64), np.asarray(d["sum_sq"], dtype=np.float64))
 
 
@@ -45,7 +45,7 @@ class Standardiser:
         return {"mean": self.mean.tolist(), "std": self.std.tolist()}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Standardiser":
+    def from_dict(cls, d: dict) -> Standardiser:
         return cls(np.asarray(d["mean"], dtype=np.float64), np.asarray(d["std"], dtype=np.float64))
 
 

@@ -69,7 +69,7 @@ class TabularExecutor(Executor):
         self.model = build_model(model_path, model_args or {})
         self.site_epochs = dict(site_epochs or {})
         self.config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size)
-        for site, e in self.site_epochs.items():
+        for e in self.site_epochs.values():
             TrainConfig(epochs=e, lr=lr, batch_size=batch_size)  # validate each entry up front
         if fedprox_mu is not None and fedprox_mu < 0:
             raise ValueError(f"fedprox_mu must be >= 0, got {fedprox_mu}")

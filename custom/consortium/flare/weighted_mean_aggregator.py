@@ -11,6 +11,8 @@ guessed weight. After each round it logs one progress line and appends it as JSO
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import os
 
 from nvflare.apis.dxo import DXO, DataKind, from_shareable
@@ -22,9 +24,8 @@ from nvflare.app_common.app_constant import AppConstants
 
 from consortium.aggregation.round_summary import SiteRoundReport, summarise_round
 from consortium.aggregation.weighted_mean import sample_weights, weighted_mean
-from consortium.protocol import ResultMeta
-
 from consortium.flare_files import PROGRESS_FILE
+from consortium.protocol import ResultMeta
 
 
 def site_report(site: str, meta: dict) -> SiteRoundReport:
@@ -33,8 +34,10 @@ def site_report(site: str, meta: dict) -> SiteRoundReport:
         if key.value not in meta:
             raise ValueError(f"result from {site} lacks meta field {key.value!r}")
         value = meta[key.value]
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise ValueError(f"result from {site}: meta field {key.value!r} = {value!r} is not a number")
+        if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
+            raise ValueError(f"result from {site}: meta field {key.value!r} = {value!r} is not a finite number")
+        if kind is int and value != int(value):
+            raise ValueError(f"result from {site}: meta field {key.value!r} = {value!r} is not a whole number")
         return kind(value)
 
     report = SiteRoundReport(

@@ -1,0 +1,33 @@
+# Two set-up commands on a fresh machine: `make demo` and `make test` (each creates .venv first).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test bench lint clean
+
+venv: $(STAMP)
+
+# torch 2.13.0 first, from this machine's local CPU wheel: every later requirement admits it, so
+# pip never pulls a CUDA build.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: venv
+	$(BIN)/consortium demo
+
+test: venv
+	$(BIN)/python -m pytest
+
+bench: venv
+	$(BIN)/python benchmarks/run_all.py
+
+lint: venv
+	$(BIN)/ruff check custom tests benchmarks
+
+clean:
+	rm -rf results benchmarks/results poc_workspace/state

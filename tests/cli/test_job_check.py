@@ -1,0 +1,69 @@
+"""Job folders are checked before submission; every error names file, field and value."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from conftest import JOBS
+from consortium.cli.job_check import check_job
+from consortium.cli.kits import ConfigurationError
+
+
+@pytest.fixture
+def job(tmp_path):
+    dst = tmp_path / "heart_fedavg"
+    shutil.copytree(JOBS / "heart_fedavg", dst)
+    return dst
+
+
+def _edit(path, change):
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("name", ["heart_fedavg", "heart_fedprox"])
+def test_shipped_jobs_are_valid(name):
+    assert check_job(JOBS / name, consortium_size=4)["name"] == name
+
+
+def test_missing_config_file_is_named(job):
+    (job / "app" / "config" / "config_fed_client.json").unlink()
+    with pytest.raises(ConfigurationError, match=r"config_fed_client\.json: file missing"):
+        check_job(job)
+
+
+def test_bad_json_names_file_and_line(job):
+    (job / "meta.json").write_text('{"name": "x",\n "deploy_map": }')
+    with pytest.raises(ConfigurationError, match=r"meta\.json: not valid JSON \(line 2"):
+        check_job(job)
+
+
+def test_unknown_component_names_field_and_value(job):
+    server = job / "app" / "config" / "config_fed_server.json"
+    _edit(server, lambda d: d["components"][2].update(path="consortium.flare.nope.Aggregator"))
+    with pytest.raises(ConfigurationError, match=r"config_fed_server\.json: field components\[2\]\.path = 'consortium\.flare\.nope"):
+        check_job(job)
+
+
+def test_unknown_nested_model_class_is_found(job):
+    server = job / "app" / "config" / "config_fed_server.json"
+    _edit(server, lambda d: d["components"][0]["args"]["model"].update(path="consortium.learning.tabular.Nope"))
+    with pytest.raises(ConfigurationError, match=r"components\[0\]\.args\.model\.path = 'consortium\.learning\.tabular\.Nope'"):
+        check_job(job)
+
+
+def test_min_clients_larger_than_consortium_is_refused(job):
+    server = job / "app" / "config" / "config_fed_server.json"
+    _edit(server, lambda d: d["workflows"][1]["args"].update(min_clients=5))
+    with pytest.raises(ConfigurationError, match=r"workflows\[1\]\.args\.min_clients = 5 is larger than the consortium \(4 sites\)"):
+        check_job(job, consortium_size=4)
+
+
+def test_job_carrying_code_is_refused(job):
+    (job / "app" / "custom").mkdir()
+    with pytest.raises(ConfigurationError, match="jobs carry no code"):
+        check_job(job)

@@ -1,0 +1,38 @@
+"""POC start-up refusals that need no running consortium: busy port, stale state."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+from consortium.cli import poc
+
+
+def test_busy_port_is_reported_before_anything_starts(project, tmp_path):
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(poc.PocError, match=f"port {port} on this machine is in use"):
+            poc.up(project, tmp_path / "ws", port=port)
+    assert not (tmp_path / "ws").exists()
+
+
+def test_state_whose_processes_are_gone_is_reported_stale(tmp_path):
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    created = psutil.Process(finished.pid).create_time()
+    finished.wait()
+    tmp_path.mkdir(exist_ok=True)
+    state = poc.PocState(str(tmp_path), str(tmp_path), "p", 1, "a", ["c"], [poc.Proc("server", finished.pid, created)])
+    state.save(tmp_path / poc.STATE_FILE)
+    assert poc.status(tmp_path)["state"] == "stale"
+
+
+def test_unreadable_state_names_the_file(tmp_path):
+    (tmp_path / poc.STATE_FILE).write_text("{not json")
+    with pytest.raises(poc.PocError, match=poc.STATE_FILE):
+        poc.status(tmp_path)

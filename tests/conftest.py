@@ -1,0 +1,58 @@
+"""Shared fixtures. The POC consortium is one per test session: started once, stopped at the end
+even when tests fail. FLARE tooling gets an isolated HOME so runs never touch the user's
+~/.nvflare."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PROJECT_FILE = REPO / "provisioning" / "project.yml"
+JOBS = REPO / "jobs"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    old = {k: os.environ.get(k) for k in ("HOME", "NVFLARE_POC_WORKSPACE")}
+    os.environ["HOME"] = str(home)
+    os.environ["NVFLARE_POC_WORKSPACE"] = str(tmp_path_factory.mktemp("nvflare_poc"))
+    yield home
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def project():
+    from consortium.cli.kits import Project
+
+    return Project.load(PROJECT_FILE)
+
+
+@pytest.fixture(scope="session")
+def poc_consortium(project, tmp_path_factory):
+    """A running POC: server + four hospitals as real FLARE processes on a free loopback port."""
+    from consortium.cli import poc
+
+    workspace = tmp_path_factory.mktemp("poc") / "workspace"
+    state = poc.up(project, workspace, port=free_port())
+    try:
+        yield state
+    finally:
+        try:
+            poc.down(workspace)
+        finally:
+            poc.stop_processes(state, grace=5)

@@ -1,0 +1,81 @@
+"""The real thing: a POC consortium of four hospitals, jobs submitted through the admin API and
+through the admin console."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import pexpect
+import pytest
+
+from conftest import JOBS
+from consortium.cli import poc
+from consortium.cli.submit import submit_and_follow
+from consortium.reporting import load_results, write_report
+
+pytestmark = pytest.mark.poc
+
+
+def test_all_four_hospitals_connect(poc_consortium):
+    sess = poc.admin_session(poc_consortium)
+    try:
+        assert poc.connected_clients(sess) == sorted(["cleveland", "hungary", "switzerland", "va-long-beach"])
+    finally:
+        sess.close()
+
+
+def test_status_reports_a_running_consortium(poc_consortium):
+    st = poc.status(poc.Path(poc_consortium.workspace))
+    assert st["state"] == "running"
+    assert set(st["processes"]) == {"server", "cleveland", "hungary", "switzerland", "va-long-beach"}
+
+
+def test_up_refuses_to_reuse_a_running_consortium(poc_consortium, project):
+    with pytest.raises(poc.PocError, match="already running"):
+        poc.up(project, poc.Path(poc_consortium.workspace))
+
+
+def test_fedprox_job_through_admin_api_completes_all_rounds(poc_consortium, tmp_path):
+    lines: list[str] = []
+    folder = submit_and_follow(poc_consortium, JOBS / "heart_fedprox", tmp_path / "results", echo=lines.append)
+    results = load_results(folder)
+    assert list(results.rounds["round"]) == list(range(30))
+    assert (results.rounds["sites"] == 4).all()
+    assert sum(line.startswith("round") for line in lines) == 30
+    assert set(results.per_site.index) == {"cleveland", "hungary", "switzerland", "va-long-beach"}
+    assert results.final_pooled_accuracy >= 0.78
+    report = write_report(results)
+    assert report.is_file() and (folder / "learning_curve.png").stat().st_size > 0
+
+
+def test_admin_console_submits_and_lists_a_job(poc_consortium):
+    kit = poc_consortium.admin_kit
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    console = pexpect.spawn("bash", [str(kit / "startup" / "fl_admin.sh")], env=env, encoding="utf-8", timeout=60)
+    try:
+        console.expect(">")
+        console.sendline(f"submit_job {JOBS / 'heart_fedavg'}")
+        console.expect(r"Submitted job: ([0-9a-f-]{36})")
+        job_id = console.match.group(1)
+        console.expect(">")
+        console.sendline("list_jobs")
+        console.expect(job_id)
+        console.expect(">")
+        console.sendline(f"abort_job {job_id}")
+        console.expect(r"Are you sure \(y/N\)")
+        console.sendline("y")
+        console.expect(">")
+        console.sendline("bye")
+        console.expect(pexpect.EOF)
+    finally:
+        console.close(force=True)
+    sess = poc.admin_session(poc_consortium)
+    try:
+        deadline = time.monotonic() + 60
+        while not sess.get_job_meta(job_id)["status"].startswith("FINISHED") and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert sess.get_job_meta(job_id)["status"].startswith("FINISHED")
+    finally:
+        sess.close()
