@@ -1,5 +1,6 @@
 """The aggregator's check of the metadata a site attaches to its training result."""
 
+import numpy as np
 import pytest
 
 from consortium.flare.weighted_mean_aggregator import site_report
@@ -40,7 +41,7 @@ def test_missing_field_is_rejected_naming_field_and_site(meta, key):
 def test_non_number_is_rejected(meta, value):
     meta[ResultMeta.N_SAMPLES.value] = value
 
-    with pytest.raises(ValueError, match="not a number"):
+    with pytest.raises(ValueError, match="not a finite number"):
         site_report("site-1", meta)
 
 
@@ -66,3 +67,23 @@ def test_integer_train_loss_is_accepted_as_float(meta):
 
     assert isinstance(report.train_loss, float)
     assert report.train_loss == 1.0
+
+
+def test_numpy_counts_are_accepted(meta):
+    meta[ResultMeta.N_SAMPLES.value] = np.int64(172)
+
+    assert site_report("site-1", meta).n_samples == 172
+
+
+def test_non_finite_loss_is_rejected(meta):
+    meta[ResultMeta.TRAIN_LOSS.value] = float("nan")
+
+    with pytest.raises(ValueError, match="train_loss"):
+        site_report("site-1", meta)
+
+
+def test_fractional_count_is_rejected(meta):
+    meta[ResultMeta.N_SAMPLES.value] = 1.9
+
+    with pytest.raises(ValueError, match="not a whole number"):
+        site_report("site-1", meta)
