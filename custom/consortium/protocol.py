@@ -27,6 +27,7 @@ class ResultMeta(StrEnum):
     LOCAL_STEPS = "local_steps"  # optimiser steps tau_k taken this round
     NORMALISER = "fednova_a"  # FedNova normaliser a_k of the local optimiser
     TRAIN_LOSS = "train_loss"  # mean training loss over the round's local steps
+    TRAIN_SECONDS = "train_seconds"  # wall time of local training (for orchestration-overhead reports)
     # evaluation of the *received* global model on the site's local test split, before training
     VAL_N = "val_n"
     VAL_CORRECT = "val_correct"

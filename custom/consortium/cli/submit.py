@@ -23,7 +23,8 @@ def _new_rounds(path: Path, seen: int) -> list[RoundSummary]:
     out = []
     for line in lines[seen:]:
         try:
-            out.append(RoundSummary(**json.loads(line)))
+            record = json.loads(line)
+            out.append(RoundSummary(**{k: record[k] for k in RoundSummary.__dataclass_fields__}))
         except (json.JSONDecodeError, TypeError):
             break  # a line being written; read it next time
     return out

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import time
 import zlib
 
 import torch
@@ -154,7 +155,9 @@ class TabularExecutor(Executor):
             prox = PTFedProxLoss(mu=self.fedprox_mu)
             proximal = lambda m: prox(m, reference)  # noqa: E731
         config = self._config_for(site)
+        started = time.perf_counter()
         result = train_local(self.model, x_train, y_train, config, seed=seed, proximal=proximal)
+        train_seconds = time.perf_counter() - started
         self.local_weights = get_weights(self.model)
         diff = {k: self.local_weights[k] - global_weights[k] for k in global_weights}
         meta = {
@@ -163,6 +166,7 @@ class TabularExecutor(Executor):
             ResultMeta.LOCAL_STEPS.value: result.steps,
             ResultMeta.NORMALISER.value: float(result.steps),  # vanilla SGD: a_k = tau_k
             ResultMeta.TRAIN_LOSS.value: result.mean_loss,
+            ResultMeta.TRAIN_SECONDS.value: train_seconds,
             ResultMeta.VAL_N.value: before.n,
             ResultMeta.VAL_CORRECT.value: before.correct,
             ResultMeta.VAL_LOSS.value: before.loss,

@@ -14,6 +14,7 @@ import json
 import math
 import numbers
 import os
+import time
 
 from nvflare.apis.dxo import DXO, DataKind, from_shareable
 from nvflare.apis.fl_constant import ReservedKey, ReturnCode
@@ -59,6 +60,7 @@ class WeightedMeanAggregator(Aggregator):
             raise ValueError(f"expected_data_kind must be WEIGHT_DIFF or WEIGHTS, got {expected_data_kind!r}")
         self.expected_data_kind = expected_data_kind
         self.accepted: dict[str, tuple[dict, SiteRoundReport]] = {}
+        self.train_seconds: dict[str, float] = {}
 
     def accept(self, shareable: Shareable, fl_ctx: FLContext) -> bool:
         site = shareable.get_peer_prop(key=ReservedKey.IDENTITY_NAME, default="?")
@@ -82,6 +84,7 @@ class WeightedMeanAggregator(Aggregator):
             self.log_error(fl_ctx, f"rejected: {e}")
             return False
         self.accepted[site] = (dxo.data, report)
+        self.train_seconds[site] = float(dxo.meta.get(ResultMeta.TRAIN_SECONDS.value, float("nan")))
         return True
 
     def aggregate(self, fl_ctx: FLContext) -> Shareable:
@@ -92,14 +95,17 @@ class WeightedMeanAggregator(Aggregator):
         reports = [self.accepted[s][1] for s in sites]
         combined = weighted_mean(updates, sample_weights([r.n_samples for r in reports]))
         self._report(summarise_round(int(fl_ctx.get_prop(AppConstants.CURRENT_ROUND, 0)), reports), fl_ctx)
-        self.accepted = {}
+        self.accepted, self.train_seconds = {}, {}
         return DXO(data_kind=self.expected_data_kind, data=combined).to_shareable()
 
     def reset(self, fl_ctx: FLContext) -> None:
-        self.accepted = {}
+        self.accepted, self.train_seconds = {}, {}
 
     def _report(self, summary, fl_ctx: FLContext) -> None:
         self.log_info(fl_ctx, summary.line())
         run_dir = fl_ctx.get_engine().get_workspace().get_run_dir(fl_ctx.get_job_id())
         with open(os.path.join(run_dir, PROGRESS_FILE), "a", encoding="utf-8") as f:
-            f.write(json.dumps(summary.to_dict()) + "\n")
+            # wall-clock stamp and the slowest site's training time: orchestration overhead per round
+            # is the gap between stamps minus the training time (benchmarks/round_overhead.py)
+            extra = {"finished_at": time.time(), "max_train_seconds": max(self.train_seconds.values(), default=None)}
+            f.write(json.dumps(summary.to_dict() | extra) + "\n")
