@@ -6,8 +6,8 @@ import json
 import shutil
 
 import pytest
-from conftest import JOBS, PROJECT_FILE
 
+from conftest import JOBS, PROJECT_FILE
 from consortium.cli.main import main
 from consortium.reporting import load_results
 

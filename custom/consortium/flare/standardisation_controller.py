@@ -17,10 +17,11 @@ from nvflare.apis.shareable import Shareable
 from nvflare.apis.signal import Signal
 
 from consortium.data.standardisation import FeatureMoments, pooled_standardiser
+from consortium.flare.workflows import HonourTaskCheckPeriod
 from consortium.protocol import Task as TaskName
 
 
-class FederatedStandardisation(Controller):
+class FederatedStandardisation(HonourTaskCheckPeriod, Controller):
     def __init__(self, min_clients: int = 1, timeout: int = 120, task_check_period: float = 0.05) -> None:
         super().__init__(task_check_period=task_check_period)
         if min_clients < 1:

@@ -67,6 +67,7 @@ class TabularExecutor(Executor):
             and an optional path to its ``processed.*.data`` file (default: the packaged one).
         """
         super().__init__()
+        torch.set_num_threads(1)  # tiny models: intra-op threads only contend with the other sites on a shared host
         self.model = build_model(model_path, model_args or {})
         self.site_epochs = dict(site_epochs or {})
         self.config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size)
