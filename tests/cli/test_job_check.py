@@ -25,7 +25,7 @@ def _edit(path, change):
     path.write_text(json.dumps(data))
 
 
-@pytest.mark.parametrize("name", ["heart_fedavg", "heart_fedprox"])
+@pytest.mark.parametrize("name", ["heart_fedavg", "heart_fedprox", "heart_fednova"])
 def test_shipped_jobs_are_valid(name):
     assert check_job(JOBS / name, consortium_size=4)["name"] == name
 

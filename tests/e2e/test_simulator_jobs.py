@@ -15,7 +15,7 @@ pytestmark = pytest.mark.simulator
 ROUNDS = 5
 
 
-@pytest.mark.parametrize("name", ["heart_fedavg", "heart_fedprox"])
+@pytest.mark.parametrize("name", ["heart_fedavg", "heart_fedprox", "heart_fednova"])
 def test_job_runs_in_simulator(name, tmp_path):
     job = tmp_path / name
     shutil.copytree(JOBS / name, job)

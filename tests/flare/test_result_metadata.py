@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from consortium.flare.weighted_mean_aggregator import site_report
+from consortium.flare.checked_aggregator import site_report
 from consortium.protocol import ResultMeta
 
 

@@ -15,6 +15,7 @@ Tasks handled (names from :class:`consortium.protocol.Task`):
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib
 import time
 import zlib
@@ -31,6 +32,7 @@ from nvflare.app_opt.pt.fedproxloss import PTFedProxLoss
 
 from consortium.data.heart_disease import load_centre
 from consortium.data.standardisation import Standardiser, local_moments
+from consortium.learning.fednova import local_normaliser
 from consortium.learning.tabular import TrainConfig, evaluate, get_weights, set_weights, train_local
 from consortium.protocol import ResultMeta, Task
 
@@ -52,6 +54,7 @@ class TabularExecutor(Executor):
         site_epochs: dict | None = None,
         lr: float = 0.05,
         batch_size: int = 8,
+        momentum: float = 0.0,
         fedprox_mu: float | None = None,
         seed: int = 0,
         centre: str | None = None,
@@ -60,7 +63,7 @@ class TabularExecutor(Executor):
         """Args:
         model_path / model_args: the model class (must match the server persistor's).
         epochs: local epochs per round; ``site_epochs`` maps a site name to its own count.
-        lr, batch_size: local SGD settings.
+        lr, batch_size, momentum: local SGD settings.
         fedprox_mu: FedProx coefficient; None for plain FedAvg, 0 is accepted with a warning.
         seed: base seed; each (round, site) derives its own shuffling seed from it.
         centre / data_path: which heart-disease centre this site is (default: the site's name)
@@ -70,11 +73,12 @@ class TabularExecutor(Executor):
         torch.set_num_threads(1)  # tiny models: intra-op threads only contend with the other sites on a shared host
         self.model = build_model(model_path, model_args or {})
         self.site_epochs = dict(site_epochs or {})
-        self.config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size)
+        self.config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, momentum=momentum)
         for e in self.site_epochs.values():
-            TrainConfig(epochs=e, lr=lr, batch_size=batch_size)  # validate each entry up front
+            dataclasses.replace(self.config, epochs=e)  # validate each entry up front
         if fedprox_mu is not None and fedprox_mu < 0:
             raise ValueError(f"fedprox_mu must be >= 0, got {fedprox_mu}")
+        local_normaliser(1, lr, momentum, fedprox_mu or 0.0)  # refuse optimiser settings FedNova cannot normalise
         self.fedprox_mu = fedprox_mu
         self.seed = seed
         self.centre = centre
@@ -97,8 +101,7 @@ class TabularExecutor(Executor):
         return self.data
 
     def _config_for(self, site: str) -> TrainConfig:
-        epochs = self.site_epochs.get(site, self.config.epochs)
-        return TrainConfig(epochs=epochs, lr=self.config.lr, batch_size=self.config.batch_size)
+        return dataclasses.replace(self.config, epochs=self.site_epochs.get(site, self.config.epochs))
 
     def _receive_weights(self, shareable: Shareable) -> dict:
         dxo = from_shareable(shareable)
@@ -165,7 +168,7 @@ class TabularExecutor(Executor):
             MetaKey.NUM_STEPS_CURRENT_ROUND: result.steps,
             ResultMeta.N_SAMPLES.value: len(y_train),
             ResultMeta.LOCAL_STEPS.value: result.steps,
-            ResultMeta.NORMALISER.value: float(result.steps),  # vanilla SGD: a_k = tau_k
+            ResultMeta.NORMALISER.value: local_normaliser(result.steps, config.lr, config.momentum, self.fedprox_mu or 0.0),
             ResultMeta.TRAIN_LOSS.value: result.mean_loss,
             ResultMeta.TRAIN_SECONDS.value: train_seconds,
             ResultMeta.VAL_N.value: before.n,
