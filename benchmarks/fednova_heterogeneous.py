@@ -70,9 +70,9 @@ def main() -> None:
                 for algo in algos:
                     job = _variant(algo, seed, tmp / f"{algo}_{seed}")
                     res = load_results(submit_and_follow(state, job, tmp / "results", echo=lambda _: None))
-                    acc = res.rounds["pooled_accuracy"].to_numpy()
-                    final[algo].append(res.final_pooled_accuracy)
-                    reach[algo].append(rounds_to(np.append(acc, res.final_pooled_accuracy), TARGET))
+                    acc = res.rounds["pooled_score"].to_numpy()
+                    final[algo].append(res.final_pooled_score)
+                    reach[algo].append(rounds_to(np.append(acc, res.final_pooled_score), TARGET))
                     curves[algo].append(acc)
                 print(f"seed {seed}: " + "  ".join(f"{a} {final[a][-1]:.3f}" for a in algos), flush=True)
         finally:

@@ -56,7 +56,7 @@ def federated(job: str, seed: int, scratch: Path) -> float:
     rc = simulate(variant, ws, Project.load(DEFAULT_PROJECT), threads=4)
     if rc != 0:
         raise RuntimeError(f"simulator failed for {job} seed {seed}")
-    return load_results(ws / "server" / "simulate_job").final_pooled_accuracy
+    return load_results(ws / "server" / "simulate_job").final_pooled_score
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_FILE = REPO / "provisioning" / "project.yml"
 JOBS = REPO / "jobs"
+PROFILES = REPO / "poc_workspace" / "scanner_profiles.json"
 
 
 def free_port() -> int:
@@ -44,11 +45,12 @@ def project():
 
 @pytest.fixture(scope="session")
 def poc_consortium(project, tmp_path_factory):
-    """A running POC: server + four hospitals as real FLARE processes on a free loopback port."""
+    """A running POC: server + four hospitals as real FLARE processes on a free loopback port, each
+site with its imaging data generated from its scanner profile."""
     from consortium.cli import poc
 
     workspace = tmp_path_factory.mktemp("poc") / "workspace"
-    state = poc.up(project, workspace, port=free_port())
+    state = poc.up(project, workspace, port=free_port(), profiles=PROFILES)
     try:
         yield state
     finally:

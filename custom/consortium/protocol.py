@@ -29,6 +29,7 @@ class ResultMeta(StrEnum):
     TRAIN_LOSS = "train_loss"  # mean training loss over the round's local steps
     TRAIN_SECONDS = "train_seconds"  # wall time of local training (for orchestration-overhead reports)
     # evaluation of the *received* global model on the site's local test split, before training
-    VAL_N = "val_n"
-    VAL_CORRECT = "val_correct"
+    VAL_METRIC = "val_metric"  # name of the per-example metric: "accuracy", "dice"
+    VAL_N = "val_n"  # test examples
+    VAL_SCORE_SUM = "val_score_sum"  # sum of the per-example metric (correct predictions, Dice)
     VAL_LOSS = "val_loss"

@@ -3,7 +3,9 @@ read from the job result FLARE hands back (``<result>/workspace/...``).
 
 Inputs: ``progress.jsonl`` (one :class:`~consortium.aggregation.round_summary.RoundSummary` per
 round, written by the server's aggregator) and ``cross_site_val/cross_val_results.json`` (FLARE's
-cross-site evaluation: ``{data_site: {model_owner: metrics}}``).
+cross-site evaluation: ``{data_site: {model_owner: metrics}}``, the global model's owner starting
+with ``SRV_``). Sites' own models are what each site submitted for cross-site evaluation: the
+imaging executor's local-only baseline, the tabular executor's last local update.
 """
 
 from __future__ import annotations
@@ -14,22 +16,32 @@ from pathlib import Path
 
 import pandas as pd
 
-from consortium.flare_files import PROGRESS_FILE as PROGRESS
+from consortium.flare_files import PROGRESS_FILE
 
 CROSS_SITE = Path("cross_site_val") / "cross_val_results.json"
 GLOBAL_MODEL_PREFIX = "SRV_"
+GLOBAL = "global model"
 
 
 @dataclass(frozen=True)
 class JobResults:
     folder: Path
-    rounds: pd.DataFrame  # columns: round, sites, mean_train_loss, pooled_accuracy
-    per_site: pd.DataFrame  # index: site; columns: n_test, global_accuracy, local_accuracy
+    name: str
+    metric: str
+    rounds: pd.DataFrame  # columns: round, sites, mean_train_loss, pooled_score, ...
+    scores: pd.DataFrame  # index: data site; columns: GLOBAL then each site's model; values: mean metric
+    n_test: pd.Series  # index: data site
+    global_total: pd.Series  # index: data site; sum of the per-example metric of the global model
 
     @property
-    def final_pooled_accuracy(self) -> float:
-        """Accuracy of the final global model on the union of the sites' test splits."""
-        return float(self.per_site["global_correct"].sum() / self.per_site["n_test"].sum())
+    def final_pooled_score(self) -> float:
+        """The final global model's metric over the union of the sites' test examples."""
+        return float(self.global_total.sum() / self.n_test.sum())
+
+    @property
+    def workspace(self) -> Path:
+        ws = self.folder / "workspace"
+        return ws if ws.is_dir() else self.folder
 
 
 def _workspace(folder: Path) -> Path:
@@ -37,10 +49,19 @@ def _workspace(folder: Path) -> Path:
     return ws if ws.is_dir() else folder
 
 
+def _job_name(folder: Path) -> str:
+    for meta in (folder / "meta.json", _workspace(folder) / "meta.json"):
+        if meta.is_file():
+            name = json.loads(meta.read_text()).get("name")
+            if name:
+                return f"{name} ({folder.name})" if name != folder.name else name
+    return folder.name
+
+
 def load_results(folder: Path | str) -> JobResults:
     folder = Path(folder)
     ws = _workspace(folder)
-    progress = ws / PROGRESS
+    progress = ws / PROGRESS_FILE
     if not progress.is_file():
         raise FileNotFoundError(f"{progress}: no round progress in this job result (was it a consortium job?)")
     rounds = pd.DataFrame([json.loads(line) for line in progress.read_text().splitlines() if line.strip()])
@@ -48,15 +69,18 @@ def load_results(folder: Path | str) -> JobResults:
     if not cross.is_file():
         raise FileNotFoundError(f"{cross}: no cross-site evaluation in this job result")
     table = json.loads(cross.read_text())
-    rows = []
+    metric = str(rounds["metric"].iloc[0]) if "metric" in rounds else "score"
+    scores, n_test, totals = {}, {}, {}
     for site, by_model in sorted(table.items()):
         glob = next((m for owner, m in by_model.items() if owner.startswith(GLOBAL_MODEL_PREFIX)), None)
         if glob is None:
             raise ValueError(f"{cross}: site {site!r} has no evaluation of the global model")
-        local = by_model.get(site, {})
-        rows.append({"site": site, "n_test": int(glob["n"]), "global_accuracy": glob["accuracy"],
-                     "global_correct": int(glob["correct"]), "local_accuracy": local.get("accuracy", float("nan"))})
-    return JobResults(folder, rounds, pd.DataFrame(rows).set_index("site"))
+        n_test[site], totals[site] = int(glob["n"]), float(glob["score_sum"])
+        scores[site] = {GLOBAL: glob[metric]} | {o: m[metric] for o, m in sorted(by_model.items()) if o != next(
+            k for k in by_model if k.startswith(GLOBAL_MODEL_PREFIX))}
+    frame = pd.DataFrame.from_dict(scores, orient="index")
+    frame = frame[[GLOBAL] + sorted(c for c in frame.columns if c != GLOBAL)]
+    return JobResults(folder, _job_name(folder), metric, rounds, frame, pd.Series(n_test), pd.Series(totals))
 
 
 def plot_learning_curve(results: JobResults, path: Path) -> Path:
@@ -67,35 +91,52 @@ def plot_learning_curve(results: JobResults, path: Path) -> Path:
 
     fig, ax1 = plt.subplots(figsize=(7, 4))
     r = results.rounds
-    ax1.plot(r["round"], r["pooled_accuracy"], marker="o", ms=3, color="tab:blue", label="pooled test accuracy")
+    ax1.plot(r["round"], r["pooled_score"], marker="o", ms=3, color="tab:blue")
     ax1.set_xlabel("round (global model received)")
-    ax1.set_ylabel("pooled test accuracy", color="tab:blue")
+    ax1.set_ylabel(f"pooled test {results.metric}", color="tab:blue")
     ax1.set_ylim(0, 1)
     ax2 = ax1.twinx()
-    ax2.plot(r["round"], r["mean_train_loss"], color="tab:red", label="mean training loss")
+    ax2.plot(r["round"], r["mean_train_loss"], color="tab:red")
     ax2.set_ylabel("mean local training loss", color="tab:red")
-    ax1.set_title(f"{results.folder.name}: final pooled accuracy {results.final_pooled_accuracy:.3f}")
+    ax1.set_title(f"{results.name}: final pooled {results.metric} {results.final_pooled_score:.3f}")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
 
 
-def write_report(results: JobResults, job_name: str = "") -> Path:
+def _table_lines(results: JobResults) -> list[str]:
+    s = results.scores
+    cols = [GLOBAL] + [f"{c}'s model" for c in s.columns[1:]]
+    lines = ["| data site | test examples | " + " | ".join(cols) + " |", "| --- | ---: |" + " ---: |" * len(cols)]
+    for site, row in s.iterrows():
+        lines.append(f"| {site} | {results.n_test[site]} | " + " | ".join(f"{v:.3f}" for v in row) + " |")
+    lines.append("| **mean over sites** | | " + " | ".join(f"**{v:.3f}**" for v in s.mean()) + " |")
+    return lines
+
+
+def write_report(results: JobResults, pictures: list[Path] | None = None) -> Path:
     """Write ``report.md`` and ``learning_curve.png`` into the result folder; returns the report path."""
     png = plot_learning_curve(results, results.folder / "learning_curve.png")
-    t = results.per_site
+    m = results.metric
     lines = [
-        f"# Results: {job_name or results.folder.name}",
+        f"# Results: {results.name}",
         "",
-        f"Rounds: {len(results.rounds)}. Final global model, pooled test accuracy over "
-        f"{int(t['n_test'].sum())} held-out rows of {len(t)} sites: **{results.final_pooled_accuracy:.3f}**.",
+        f"Rounds: {len(results.rounds)}. Final global model, pooled test {m} over {int(results.n_test.sum())} held-out "
+        f"examples of {len(results.n_test)} sites: **{results.final_pooled_score:.3f}**; mean of the sites' {m}: "
+        f"**{results.scores[GLOBAL].mean():.3f}**.",
         "",
-        "| site | test rows | global model accuracy | site's own last local model |",
-        "| --- | ---: | ---: | ---: |",
+        f"Cross-site evaluation ({m}): every site's test data (rows) against the final global model and every site's "
+        "own submitted model (imaging jobs: a local-only baseline trained on that site alone; tabular jobs: the "
+        "site's last local update).",
+        "",
+        *_table_lines(results),
+        "",
+        f"![learning curve]({png.name})",
+        "",
     ]
-    lines += [f"| {s} | {int(r.n_test)} | {r.global_accuracy:.3f} | {r.local_accuracy:.3f} |" for s, r in t.iterrows()]
-    lines += ["", f"![learning curve]({png.name})", ""]
+    for pic in pictures or []:
+        lines += [f"![{pic.stem}]({pic.relative_to(results.folder)})", ""]
     path = results.folder / "report.md"
     path.write_text("\n".join(lines))
     return path
@@ -106,9 +147,12 @@ def print_table(results: JobResults, console=None) -> None:
     from rich.table import Table
 
     console = console or Console()
-    table = Table(title=f"per-site results (pooled accuracy {results.final_pooled_accuracy:.3f})")
-    for col in ("site", "test rows", "global model accuracy", "own local model accuracy"):
-        table.add_column(col, justify="left" if col == "site" else "right")
-    for s, r in results.per_site.iterrows():
-        table.add_row(s, str(int(r.n_test)), f"{r.global_accuracy:.3f}", f"{r.local_accuracy:.3f}")
+    table = Table(title=f"{results.name}: final pooled {results.metric} {results.final_pooled_score:.3f}")
+    table.add_column("data site")
+    table.add_column("test examples", justify="right")
+    for c in results.scores.columns:
+        table.add_column(c if c == GLOBAL else f"{c}'s model", justify="right")
+    for site, row in results.scores.iterrows():
+        table.add_row(site, str(results.n_test[site]), *(f"{v:.3f}" for v in row))
+    table.add_row("mean over sites", "", *(f"{v:.3f}" for v in results.scores.mean()), style="bold")
     console.print(table)

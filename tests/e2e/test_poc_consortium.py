@@ -3,19 +3,24 @@ through the admin console."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import sys
 import time
+from pathlib import Path
 
 import pexpect
 import pytest
 
 from conftest import JOBS
 from consortium.cli import poc
+from consortium.cli.main import report
 from consortium.cli.submit import submit_and_follow
 from consortium.reporting import load_results, write_report
 
 pytestmark = pytest.mark.poc
+SITES = {"cleveland", "hungary", "switzerland", "va-long-beach"}
 
 
 def test_all_four_hospitals_connect(poc_consortium):
@@ -44,8 +49,8 @@ def test_fedprox_job_through_admin_api_completes_all_rounds(poc_consortium, tmp_
     assert list(results.rounds["round"]) == list(range(30))
     assert (results.rounds["sites"] == 4).all()
     assert sum(line.startswith("round") for line in lines) == 30
-    assert set(results.per_site.index) == {"cleveland", "hungary", "switzerland", "va-long-beach"}
-    assert results.final_pooled_accuracy >= 0.78
+    assert set(results.scores.index) == {"cleveland", "hungary", "switzerland", "va-long-beach"}
+    assert results.final_pooled_score >= 0.78
     report = write_report(results)
     assert report.is_file() and (folder / "learning_curve.png").stat().st_size > 0
 
@@ -56,7 +61,25 @@ def test_fednova_job_with_heterogeneous_local_work_completes(poc_consortium, tmp
     assert len(results.rounds) == 30
     # epochs x ceil(n_train / 8): cleveland 5 x 25, hungary 3 x 22, switzerland 1 x 4, va-long-beach 2 x 11
     assert results.rounds["local_steps"].iloc[-1] == {"cleveland": 125, "hungary": 66, "switzerland": 4, "va-long-beach": 22}
-    assert results.final_pooled_accuracy >= 0.78
+    assert results.final_pooled_score >= 0.78
+
+
+def test_segmentation_job_with_site_generated_data_completes(poc_consortium, tmp_path):
+    job = tmp_path / "seg_fedavg"
+    shutil.copytree(JOBS / "seg_fedavg", job)
+    server = job / "app" / "config" / "config_fed_server.json"
+    config = json.loads(server.read_text())
+    next(w for w in config["workflows"] if w["id"] == "scatter_and_gather")["args"]["num_rounds"] = 10
+    server.write_text(json.dumps(config))
+
+    folder = submit_and_follow(poc_consortium, job, tmp_path / "results", echo=lambda _: None)
+    report(folder, {c: Path(poc_consortium.kits) / c for c in poc_consortium.clients})
+
+    results = load_results(folder)
+    assert len(results.rounds) == 10 and results.metric == "dice"
+    assert results.final_pooled_score >= 0.7
+    assert sorted(p.name for p in (folder / "pictures").iterdir()) == [f"site_{s}.png" for s in sorted(SITES)]
+    assert "site_va-long-beach.png" in (folder / "report.md").read_text()
 
 
 def test_admin_console_submits_and_lists_a_job(poc_consortium):

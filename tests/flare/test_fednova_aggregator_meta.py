@@ -9,7 +9,8 @@ from consortium.flare.fednova_aggregator import FedNovaAggregator
 
 @pytest.fixture
 def meta():
-    return {"n_samples": 10, "train_loss": 0.5, "val_n": 5, "val_correct": 4, "local_steps": 3, "fednova_a": 3.0}
+    return {"n_samples": 10, "train_loss": 0.5, "val_n": 5, "val_score_sum": 4.0, "val_metric": "accuracy",
+            "local_steps": 3, "fednova_a": 3.0}
 
 
 def test_complete_meta_is_accepted(meta):

@@ -13,7 +13,7 @@ def meta():
         ResultMeta.N_SAMPLES.value: 172,
         ResultMeta.TRAIN_LOSS.value: 0.42,
         ResultMeta.VAL_N.value: 89,
-        ResultMeta.VAL_CORRECT.value: 60,
+        ResultMeta.VAL_SCORE_SUM.value: 60,
         ResultMeta.LOCAL_STEPS.value: 22,
     }
 
@@ -22,11 +22,11 @@ def test_complete_meta_gives_the_site_report(meta):
     report = site_report("hungary", meta)
 
     assert report.site == "hungary"
-    assert (report.n_samples, report.val_n, report.val_correct) == (172, 89, 60)
+    assert (report.n_samples, report.val_n, report.val_score_sum) == (172, 89, 60)
     assert report.train_loss == pytest.approx(0.42)
 
 
-@pytest.mark.parametrize("key", [ResultMeta.N_SAMPLES, ResultMeta.TRAIN_LOSS, ResultMeta.VAL_N, ResultMeta.VAL_CORRECT])
+@pytest.mark.parametrize("key", [ResultMeta.N_SAMPLES, ResultMeta.TRAIN_LOSS, ResultMeta.VAL_N, ResultMeta.VAL_SCORE_SUM])
 def test_missing_field_is_rejected_naming_field_and_site(meta, key):
     del meta[key.value]
 
@@ -46,9 +46,9 @@ def test_non_number_is_rejected(meta, value):
 
 
 def test_bool_is_rejected(meta):
-    meta[ResultMeta.VAL_CORRECT.value] = True
+    meta[ResultMeta.VAL_SCORE_SUM.value] = True
 
-    with pytest.raises(ValueError, match=ResultMeta.VAL_CORRECT.value):
+    with pytest.raises(ValueError, match=ResultMeta.VAL_SCORE_SUM.value):
         site_report("site-1", meta)
 
 
@@ -87,3 +87,11 @@ def test_fractional_count_is_rejected(meta):
 
     with pytest.raises(ValueError, match="not a whole number"):
         site_report("site-1", meta)
+
+
+def test_metric_name_is_required():
+    from consortium.flare.checked_aggregator import metric_name
+
+    assert metric_name("site-1", {"val_metric": "dice"}) == "dice"
+    with pytest.raises(ValueError, match="'val_metric' = None must name the metric"):
+        metric_name("site-1", {})

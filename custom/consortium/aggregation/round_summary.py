@@ -1,7 +1,8 @@
-"""What the server reports about one round: sites heard from, mean training loss, pooled accuracy.
+"""What the server reports about one round: sites heard from, mean training loss, pooled score.
 
-Pooled accuracy is that of the round's *received* global model on the union of the sites' test
-splits: ``sum_k correct_k / sum_k n_k`` -- each site shares only two counts.
+The pooled score is that of the round's *received* global model on the union of the sites' test
+splits: ``sum_k score_sum_k / sum_k n_k``, the per-example metric (accuracy, Dice) averaged over
+every test example of every site -- each site shares only two numbers.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ class SiteRoundReport:
     n_samples: int
     train_loss: float
     val_n: int
-    val_correct: int
+    val_score_sum: float
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,8 @@ class RoundSummary:
     round: int
     sites: int
     mean_train_loss: float
-    pooled_accuracy: float
+    pooled_score: float
+    metric: str = "accuracy"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -33,12 +35,12 @@ class RoundSummary:
         of = f"/{total_sites}" if total_sites else ""
         return (
             f"round {self.round:3d}  sites {self.sites}{of}  mean loss {self.mean_train_loss:.4f}  "
-            f"pooled accuracy {self.pooled_accuracy:.3f}"
+            f"pooled {self.metric} {self.pooled_score:.3f}"
         )
 
 
-def summarise_round(round_number: int, reports: Sequence[SiteRoundReport]) -> RoundSummary:
-    """Sample-weighted mean training loss and pooled accuracy over the sites that reported."""
+def summarise_round(round_number: int, reports: Sequence[SiteRoundReport], metric: str = "accuracy") -> RoundSummary:
+    """Sample-weighted mean training loss and pooled score over the sites that reported."""
     if not reports:
         raise ValueError(f"round {round_number}: no site reports to summarise")
     n = sum(r.n_samples for r in reports)
@@ -47,5 +49,6 @@ def summarise_round(round_number: int, reports: Sequence[SiteRoundReport]) -> Ro
         round=round_number,
         sites=len(reports),
         mean_train_loss=sum(r.train_loss * r.n_samples for r in reports) / n,
-        pooled_accuracy=sum(r.val_correct for r in reports) / val_n if val_n else float("nan"),
+        pooled_score=sum(r.val_score_sum for r in reports) / val_n if val_n else float("nan"),
+        metric=metric,
     )

@@ -19,16 +19,22 @@ import sys
 from pathlib import Path
 
 from consortium.cli.kits import ConfigurationError, Project
+from consortium.cli.site_data import DEFAULT_PROFILES
 
 DEFAULT_PROJECT = Path("provisioning/project.yml")
 DEFAULT_WORKSPACE = Path(os.environ.get("CONSORTIUM_POC_WORKSPACE", "poc_workspace/state"))
-DEFAULT_JOB = Path("jobs/heart_fedprox")
+DEFAULT_JOBS = (Path("jobs/heart_fedprox"), Path("jobs/seg_fedavg"))
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workspace", type=Path, default=DEFAULT_WORKSPACE,
                    help="POC workspace (default: $CONSORTIUM_POC_WORKSPACE or poc_workspace/state)")
     p.add_argument("--project", type=Path, default=DEFAULT_PROJECT, help="project.yml (default: %(default)s)")
+
+
+def _add_profiles(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profiles", type=Path, default=DEFAULT_PROFILES,
+                   help="scanner profiles from which each site makes its imaging data (default: %(default)s)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -39,6 +45,7 @@ def parser() -> argparse.ArgumentParser:
     p = poc.add_parser("up", help="provision from project.yml and start the server and every site")
     _add_common(p)
     p.add_argument("--port", type=int, default=None, help="server port (default: project.yml's fed_learn_port)")
+    _add_profiles(p)
     for name, text in (("status", "is the POC running, which sites are connected"), ("down", "stop every POC process")):
         _add_common(poc.add_parser(name, help=text))
 
@@ -54,12 +61,15 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="write report.md + learning_curve.png for a downloaded job result")
     p.add_argument("result", type=Path)
+    p.add_argument("--site-workspaces", type=Path, default=None,
+                   help="folder holding each site's workspace (e.g. a POC's prod_00), for imaging pictures")
 
     p = sub.add_parser("simulate", help="run a job in the FLARE simulator with the consortium's site policies")
     p.add_argument("job", type=Path)
     p.add_argument("-w", "--sim-workspace", type=Path, required=True)
     p.add_argument("--project", type=Path, default=DEFAULT_PROJECT)
     p.add_argument("-t", "--threads", type=int, default=4)
+    _add_profiles(p)
 
     p = sub.add_parser("provision", help="production startup kits (TLS certificates, roles, site policies)")
     p.add_argument("--project", type=Path, default=DEFAULT_PROJECT)
@@ -67,41 +77,65 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="POC up, submit a job, report, POC down")
     _add_common(p)
-    p.add_argument("--job", type=Path, default=DEFAULT_JOB)
+    p.add_argument("--job", type=Path, action="append", default=None,
+                   help=f"job to run (repeatable; default: {' and '.join(str(j) for j in DEFAULT_JOBS)})")
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--results", type=Path, default=Path("results"))
+    _add_profiles(p)
     return ap
 
 
-def report(result: Path) -> Path:
+def report(result: Path, site_roots: dict[str, Path] | None = None) -> Path:
+    """Table, learning curve and report.md; for imaging jobs with the sites' data folders at hand
+    (POC: this machine), one picture per site of the final model's prediction."""
     from consortium.reporting import load_results, print_table, write_report
 
     results = load_results(result)
     print_table(results)
-    path = write_report(results)
+    pictures = []
+    if results.metric == "dice" and site_roots:
+        from consortium.imaging_report import render_site_pictures
+
+        data = {s: root / "data" / "imaging" for s, root in site_roots.items() if (root / "data" / "imaging").is_dir()}
+        pictures = render_site_pictures(results.workspace, data, results.folder / "pictures")
+    path = write_report(results, pictures)
     print(f"report: {path}")
     return path
 
 
-def simulate(job: Path, workspace: Path, project: Project, threads: int) -> int:
+def _site_roots(state) -> dict[str, Path]:
+    return {c: Path(state.kits) / c for c in state.clients}
+
+
+def simulate(job: Path, workspace: Path, project: Project, threads: int, profiles: Path | None = None) -> int:
+    """FLARE's simulator with the site policies; each simulated site gets its imaging data made in
+    its own workspace folder from ``profiles`` first."""
     from consortium.cli.job_check import check_job
     from consortium.cli.kits import simulator_workspace_policies
+    from consortium.cli.site_data import prepare_imaging
+    from consortium.flare.segmentation_executor import SITE_DATA_ROOT_ENV
 
     check_job(job, consortium_size=len(project.clients))
     simulator_workspace_policies(project, workspace)
+    env = dict(os.environ)
+    if profiles is not None and profiles.is_file():  # the simulator wipes site workspaces: data beside it
+        data_root = workspace.resolve().parent / f"{workspace.name}_site_data"
+        prepare_imaging(profiles, {c: data_root / c for c in project.clients})
+        env[SITE_DATA_ROOT_ENV] = str(data_root)
     cmd = [sys.executable, "-m", "nvflare.cli", "simulator", str(job), "-w", str(workspace),
            "-n", str(len(project.clients)), "-t", str(threads), "-c", ",".join(project.clients)]
-    return subprocess.call(cmd)
+    return subprocess.call(cmd, env=env)
 
 
 def demo(args) -> None:
     from consortium.cli import poc
     from consortium.cli.submit import submit_and_follow
 
-    state = poc.up(Project.load(args.project), args.workspace, port=args.port)
+    args.job = args.job or list(DEFAULT_JOBS)
+    state = poc.up(Project.load(args.project), args.workspace, port=args.port, profiles=args.profiles)
     try:
-        folder = submit_and_follow(state, args.job, args.results)
-        report(folder)
+        for job in args.job:
+            report(submit_and_follow(state, job, args.results), _site_roots(state))
     finally:
         poc.down(args.workspace)
 
@@ -111,7 +145,7 @@ def run(args) -> int:
 
     if args.command == "poc":
         if args.action == "up":
-            poc.up(Project.load(args.project), args.workspace, port=args.port)
+            poc.up(Project.load(args.project), args.workspace, port=args.port, profiles=args.profiles)
         elif args.action == "status":
             print(json.dumps(poc.status(args.workspace), indent=2))
         else:
@@ -127,11 +161,12 @@ def run(args) -> int:
         state = poc.PocState.load(args.workspace.resolve() / poc.STATE_FILE)
         if state is None or not poc.running(state):
             raise poc.PocError(f"no running POC in {args.workspace}; start one with `consortium poc up`")
-        report(submit_and_follow(state, args.job, args.results, timeout=args.timeout))
+        report(submit_and_follow(state, args.job, args.results, timeout=args.timeout), _site_roots(state))
     elif args.command == "report":
-        report(args.result)
+        roots = ({d.name: d for d in args.site_workspaces.iterdir() if d.is_dir()} if args.site_workspaces else None)
+        report(args.result, roots)
     elif args.command == "simulate":
-        return simulate(args.job, args.sim_workspace, Project.load(args.project), args.threads)
+        return simulate(args.job, args.sim_workspace, Project.load(args.project), args.threads, args.profiles)
     elif args.command == "provision":
         from consortium.cli.kits import provision
 

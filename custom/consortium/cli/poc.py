@@ -22,6 +22,7 @@ from pathlib import Path
 import psutil
 
 from consortium.cli.kits import Project, provision
+from consortium.cli.site_data import DEFAULT_PROFILES, prepare_imaging
 
 STATE_FILE = "consortium-poc.json"
 READY_TIMEOUT_S = 180.0
@@ -118,8 +119,10 @@ def _start(site_dir: Path, module: str, config: str, settings: list[str]) -> tup
     return proc, log
 
 
-def up(project: Project, workspace: Path, port: int | None = None, echo=print) -> PocState:
-    """Provision a fresh POC into ``workspace`` and start the server and all sites."""
+def up(project: Project, workspace: Path, port: int | None = None, echo=print,
+       profiles: Path | None = DEFAULT_PROFILES) -> PocState:
+    """Provision a fresh POC into ``workspace``, generate each site's imaging data from its scanner
+    profile (``profiles``, skipped when None or absent), and start the server and all sites."""
     workspace = workspace.resolve()
     state_path = workspace / STATE_FILE
     old = PocState.load(state_path)
@@ -138,6 +141,8 @@ def up(project: Project, workspace: Path, port: int | None = None, echo=print) -
         shutil.rmtree(workspace)
     echo(f"provisioning {project.name} from {project.path} into {workspace}")
     kits = provision(project, workspace, poc=True)
+    if profiles is not None and Path(profiles).is_file():
+        prepare_imaging(Path(profiles), {c: kits / c for c in project.clients}, echo=echo)
     server = project.server
     state = PocState(str(workspace), str(kits), project.name, project.port, project.project_admin,
                      project.clients, [])

@@ -2,7 +2,7 @@
 each round.
 
 Contract with the sites: a WEIGHT_DIFF DXO (``w_local - w_global``) whose meta carries
-``n_samples`` (> 0), ``train_loss``, ``val_n`` and ``val_correct`` (see
+``n_samples`` (> 0), ``train_loss``, ``val_n``, ``val_score_sum`` and ``val_metric`` (see
 :class:`consortium.protocol.ResultMeta`), plus whatever :attr:`CheckedAggregator.extra_meta` a
 subclass needs. A result without them is rejected, never combined with a guessed weight. After each
 round one progress line is logged and appended as JSON to ``progress.jsonl`` in the job's server
@@ -42,6 +42,13 @@ def meta_number(site: str, meta: dict, key: ResultMeta, kind: type = float):
     return kind(value)
 
 
+def metric_name(site: str, meta: dict) -> str:
+    value = meta.get(ResultMeta.VAL_METRIC.value)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"result from {site}: meta field {ResultMeta.VAL_METRIC.value!r} = {value!r} must name the metric")
+    return value
+
+
 def site_report(site: str, meta: dict) -> SiteRoundReport:
     """The fields every aggregator needs from a site's result."""
     report = SiteRoundReport(
@@ -49,7 +56,7 @@ def site_report(site: str, meta: dict) -> SiteRoundReport:
         n_samples=meta_number(site, meta, ResultMeta.N_SAMPLES, int),
         train_loss=meta_number(site, meta, ResultMeta.TRAIN_LOSS),
         val_n=meta_number(site, meta, ResultMeta.VAL_N, int),
-        val_correct=meta_number(site, meta, ResultMeta.VAL_CORRECT, int),
+        val_score_sum=meta_number(site, meta, ResultMeta.VAL_SCORE_SUM),
     )
     if report.n_samples <= 0:
         raise ValueError(f"result from {site}: n_samples = {report.n_samples} must be positive")
@@ -88,6 +95,10 @@ class CheckedAggregator(Aggregator):
             if dxo.data_kind != DataKind.WEIGHT_DIFF:
                 raise ValueError(f"result from {site} is {dxo.data_kind}, expected {DataKind.WEIGHT_DIFF}")
             report = site_report(site, dxo.meta)
+            metric = metric_name(site, dxo.meta)
+            others = {m[ResultMeta.VAL_METRIC.value] for _, _, m in self.accepted.values()}
+            if others and others != {metric}:
+                raise ValueError(f"result from {site} reports {metric!r}, other sites {sorted(others)}")
             self.check_meta(site, dxo.meta)
         except ValueError as e:
             self.log_error(fl_ctx, f"rejected: {e}")
@@ -111,7 +122,8 @@ class CheckedAggregator(Aggregator):
         self.accepted = {}
 
     def _report(self, fl_ctx: FLContext, reports: list[SiteRoundReport], metas: list[dict]) -> None:
-        summary = summarise_round(int(fl_ctx.get_prop(AppConstants.CURRENT_ROUND, 0)), reports)
+        metric = metas[0][ResultMeta.VAL_METRIC.value]
+        summary = summarise_round(int(fl_ctx.get_prop(AppConstants.CURRENT_ROUND, 0)), reports, metric)
         self.log_info(fl_ctx, summary.line())
         run_dir = fl_ctx.get_engine().get_workspace().get_run_dir(fl_ctx.get_job_id())
         train = [m.get(ResultMeta.TRAIN_SECONDS.value) for m in metas]

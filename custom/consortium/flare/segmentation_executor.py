@@ -1,0 +1,120 @@
+"""A site's executor for MONAI segmentation: a thin adapter over
+:mod:`consortium.learning.segmentation` and :mod:`consortium.data.imaging`.
+
+The site's images are read from ``data_dir`` (relative paths are under the site's FLARE workspace,
+where ``consortium poc up`` generates them from the site's scanner profile); a missing or corrupt
+folder fails the task with an error naming the path. Results carry the same metadata as every
+consortium executor, so FedAvg, FedProx, FedNova and the privacy/encryption filters work unchanged.
+
+With ``train_local_only`` the site also trains a local-only baseline (same network, same
+initialisation, its own data only, never aggregated) and offers it for cross-site evaluation, so
+the final table compares the federated model with every site's local-only model on every site.
+Training loss and the received model's Dice go to FLARE experiment tracking (``log_writer_id``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from nvflare.apis.event_type import EventType
+from nvflare.apis.fl_context import FLContext
+
+from consortium.data.imaging import load_site_data, split_indices
+from consortium.flare.site_executor import Score, SiteExecutor
+from consortium.learning.segmentation import SegmentationUNet, dice_scores, predict, train_segmentation
+from consortium.learning.tabular import TrainConfig, get_weights
+
+TEST_SPLIT_SEED = 20
+SITE_DATA_ROOT_ENV = "CONSORTIUM_SITE_DATA_ROOT"
+
+
+class SegmentationExecutor(SiteExecutor):
+    metric = "dice"
+
+    def __init__(
+        self,
+        model_args: dict | None = None,
+        epochs: int = 1,
+        site_epochs: dict | None = None,
+        lr: float = 0.1,
+        batch_size: int = 8,
+        momentum: float = 0.9,
+        fedprox_mu: float | None = None,
+        seed: int = 0,
+        data_dir: str = "data/imaging",
+        test_fraction: float = 0.25,
+        train_local_only: bool = True,
+        log_writer_id: str | None = "log_writer",
+    ) -> None:
+        """Args:
+        model_args: arguments of :class:`consortium.learning.segmentation.SegmentationUNet`
+            (must match the server persistor's).
+        epochs, site_epochs, lr, batch_size, momentum, fedprox_mu, seed: as for every executor.
+        data_dir: the site's imaging folder (images.npz + profile.json); relative to the site's
+            workspace.
+        test_fraction: share of the site's images held out for evaluation (fixed split).
+        train_local_only: also train a local-only baseline for cross-site evaluation.
+        log_writer_id: component id of a FLARE LogWriter (e.g. TBWriter); None to not track.
+        """
+        if not 0 < test_fraction < 1:
+            raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        self.model_args = dict(model_args or {})
+        super().__init__(SegmentationUNet(**self.model_args), epochs, site_epochs, lr, batch_size, momentum, fedprox_mu,
+                         seed)
+        self.data_dir = data_dir
+        self.test_fraction = test_fraction
+        self.local_only = SegmentationUNet(**self.model_args) if train_local_only else None
+        self.log_writer_id = log_writer_id
+        self.writer = None
+        self.train: tuple[np.ndarray, np.ndarray] | None = None
+        self.test: tuple[np.ndarray, np.ndarray] | None = None
+
+    def handle_event(self, event_type: str, fl_ctx: FLContext) -> None:
+        if event_type == EventType.START_RUN and self.log_writer_id:
+            self.writer = fl_ctx.get_engine().get_component(self.log_writer_id)
+            if self.writer is None:
+                self.log_warning(fl_ctx, f"no component {self.log_writer_id!r}: metrics will not be tracked")
+
+    def resolve_data_dir(self, fl_ctx: FLContext) -> Path:
+        """An absolute ``data_dir`` as is; a relative one under ``$CONSORTIUM_SITE_DATA_ROOT/<site>``
+        when that is set (the simulator, which wipes site workspaces), else under the site's workspace."""
+        path = Path(self.data_dir)
+        if path.is_absolute():
+            return path
+        root = os.environ.get(SITE_DATA_ROOT_ENV)
+        base = Path(root) / self.site(fl_ctx) if root else Path(fl_ctx.get_engine().get_workspace().get_root_dir())
+        return base / path
+
+    def load(self, fl_ctx: FLContext) -> int:
+        if self.train is None:
+            folder = self.resolve_data_dir(fl_ctx)
+            images, masks = load_site_data(folder)
+            tr, te = split_indices(len(images), self.test_fraction, TEST_SPLIT_SEED)
+            self.train, self.test = (images[tr], masks[tr]), (images[te], masks[te])
+            self.log_info(fl_ctx, f"loaded {len(tr)} train / {len(te)} test images from {folder}")
+        return len(self.train[0])
+
+    def fit(self, model, config: TrainConfig, seed: int, proximal, fl_ctx: FLContext):
+        return train_segmentation(model, *self.train, config, seed=seed, proximal=proximal)
+
+    def score(self, model, fl_ctx: FLContext) -> Score:
+        images, masks = self.test
+        dice = dice_scores(predict(model, images), masks)
+        return Score(n=len(dice), total=float(dice.sum()), loss=float(1.0 - dice.mean()))
+
+    def after_train(self, round_number: int, fl_ctx: FLContext, config: TrainConfig, seed: int, result,
+                    received: Score) -> None:
+        if self.local_only is not None:
+            train_segmentation(self.local_only, *self.train, config, seed=seed + 7)
+        if self.writer is not None:
+            self.writer.add_scalar("train_loss", result.mean_loss, global_step=round_number)
+            self.writer.add_scalar("val_dice_global_model", received.mean, global_step=round_number)
+            if self.local_only is not None:
+                self.writer.add_scalar("val_dice_local_only", self.score(self.local_only, fl_ctx).mean, global_step=round_number)
+
+    def submitted_weights(self) -> dict | None:
+        if self.local_only is not None:
+            return get_weights(self.local_only)
+        return super().submitted_weights()

@@ -1,0 +1,96 @@
+"""Local training of a MONAI UNet for binary lesion segmentation (Dice loss, Dice metric).
+
+Images are scaled per image to [0, 1] by MONAI's ``ScaleIntensity`` and batched by MONAI's
+``DataLoader``; the network is ``monai.networks.nets.UNet`` with instance normalisation. The
+FedProx term is passed in as a callable (see :mod:`consortium.learning.tabular`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from consortium.learning.tabular import TrainConfig, seeded
+
+
+def build_unet(dims: int = 2, channels: tuple[int, ...] = (8, 16, 32, 64), num_res_units: int = 0,
+               init_seed: int | None = 0) -> nn.Module:
+    """A MONAI UNet, 1 input channel, 1 output logit channel; (8, 16, 32, 64) 2D: 40.7k parameters."""
+    from monai.networks.nets import UNet
+
+    with seeded(init_seed):
+        return UNet(spatial_dims=dims, in_channels=1, out_channels=1, channels=tuple(channels),
+                    strides=(2,) * (len(channels) - 1), num_res_units=num_res_units)
+
+
+class SegmentationUNet(nn.Module):
+    """``build_unet`` as a class FLARE's persistor can instantiate from a job config."""
+
+    def __init__(self, dims: int = 2, channels: tuple[int, ...] = (8, 16, 32, 64), num_res_units: int = 0,
+                 init_seed: int | None = 0) -> None:
+        super().__init__()
+        self.net = build_unet(dims, tuple(channels), num_res_units, init_seed)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def _loader(images: np.ndarray, masks: np.ndarray, batch_size: int, shuffle: bool, seed: int):
+    from monai.data import ArrayDataset, DataLoader
+    from monai.transforms import ScaleIntensity
+
+    ds = ArrayDataset(images.astype(np.float32), ScaleIntensity(), masks.astype(np.float32), None)
+    gen = torch.Generator().manual_seed(seed)
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=gen, num_workers=0)
+
+
+@dataclass(frozen=True)
+class SegTrainResult:
+    steps: int
+    mean_loss: float
+
+
+def train_segmentation(model: nn.Module, images: np.ndarray, masks: np.ndarray, config: TrainConfig, seed: int,
+                       proximal: Callable[[nn.Module], torch.Tensor] | None = None) -> SegTrainResult:
+    """Adam-free plain SGD-with-momentum training on Dice loss; in place. Returns steps and mean loss."""
+    from monai.losses import DiceLoss
+
+    if len(images) == 0:
+        raise ValueError("train_segmentation got no training images")
+    loss_fn = DiceLoss(sigmoid=True)
+    opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+    model.train()
+    steps, total = 0, 0.0
+    with seeded(seed):
+        for _ in range(config.epochs):
+            for x, y in _loader(images, masks, config.batch_size, True, seed + steps):
+                opt.zero_grad()
+                data_loss = loss_fn(model(x), y)
+                loss = data_loss + proximal(model) if proximal is not None else data_loss
+                loss.backward()
+                opt.step()
+                steps += 1
+                total += float(data_loss.detach())
+    return SegTrainResult(steps=steps, mean_loss=total / steps)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
+    """Binary masks (uint8) predicted for ``images``."""
+    model.eval()
+    out = []
+    for x, _ in _loader(images, np.zeros_like(images), batch_size, False, 0):
+        out.append((torch.sigmoid(model(x)) > 0.5).to(torch.uint8).numpy())
+    return np.concatenate(out)
+
+
+def dice_scores(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Per-image Dice of binary masks with MONAI's DiceMetric (empty vs empty counts as 1)."""
+    from monai.metrics import DiceMetric
+
+    metric = DiceMetric(include_background=True, reduction="none", ignore_empty=False)
+    return metric(torch.as_tensor(pred, dtype=torch.float32), torch.as_tensor(truth, dtype=torch.float32)).numpy().reshape(-1)
