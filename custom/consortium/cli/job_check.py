@@ -7,26 +7,13 @@ Every problem names the file, the field and the value.
 from __future__ import annotations
 
 import importlib
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from consortium.cli.kits import ConfigurationError
+from consortium.cli.kits import ConfigurationError, read_json
 
 SERVER_CONFIG = "config_fed_server.json"
 CLIENT_CONFIG = "config_fed_client.json"
-
-
-def _load_json(path: Path) -> dict:
-    if not path.is_file():
-        raise ConfigurationError(f"{path}: file missing")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ConfigurationError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from e
-    if not isinstance(data, dict):
-        raise ConfigurationError(f"{path}: top level must be a JSON object, got {type(data).__name__}")
-    return data
 
 
 def _paths(node, where: str) -> Iterator[tuple[str, str]]:
@@ -66,7 +53,7 @@ def check_job(job: Path | str, consortium_size: int | None = None) -> dict:
     job = Path(job)
     if not job.is_dir():
         raise ConfigurationError(f"{job}: job folder not found")
-    meta = _load_json(job / "meta.json")
+    meta = read_json(job / "meta.json")
     deploy = meta.get("deploy_map")
     if not isinstance(deploy, dict) or not deploy:
         raise ConfigurationError(f"{job / 'meta.json'}: field 'deploy_map' must map app names to sites, got {deploy!r}")
@@ -77,7 +64,7 @@ def check_job(job: Path | str, consortium_size: int | None = None) -> dict:
             raise ConfigurationError(f"{job / app / 'custom'}: jobs carry no code (sites admit installed consortium.* only)")
         for name in (SERVER_CONFIG, CLIENT_CONFIG):
             path = config_dir / name
-            config = _load_json(path)
+            config = read_json(path)
             for where, cls in _paths(config, ""):
                 try:
                     resolve_class(cls)

@@ -109,11 +109,17 @@ def provision(project: Project, workspace: Path, poc: bool) -> Path:
     return kits
 
 
-def _read_json(path: Path) -> dict:
+def read_json(path: Path) -> dict:
+    """A JSON object from ``path``; ConfigurationError naming the file (and line) otherwise."""
+    if not path.is_file():
+        raise ConfigurationError(f"{path}: file missing")
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise ConfigurationError(f"{path}: not valid JSON: {e}") from e
+        raise ConfigurationError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from e
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{path}: top level must be a JSON object, got {type(data).__name__}")
+    return data
 
 
 def install_site_policies(project: Project, kits: Path, storage_root: Path | None = None) -> None:
@@ -126,7 +132,7 @@ def install_site_policies(project: Project, kits: Path, storage_root: Path | Non
     from nvflare.app_common.default_component_policy import DEFAULT_CLASS_ALLOW_LIST
 
     allow_file = project.policies_dir / "class_allow_list.json"
-    allow = _read_json(allow_file)
+    allow = read_json(allow_file)
     extra = allow.get("extra_allowed")
     if not isinstance(extra, list) or not all(isinstance(e, str) and e for e in extra):
         raise ConfigurationError(f"{allow_file}: field 'extra_allowed' must be a list of class paths, got {extra!r}")
@@ -134,14 +140,14 @@ def install_site_policies(project: Project, kits: Path, storage_root: Path | Non
     if mode != "enforce":
         raise ConfigurationError(f"{allow_file}: field 'class_list_enforcement_mode' = {mode!r}; only 'enforce' is supported")
     authorization = project.policies_dir / "authorization.json"
-    _read_json(authorization)  # fail here, not at site start, on a broken template
+    read_json(authorization)  # fail here, not at site start, on a broken template
 
     sites = [project.server["name"], *project.clients]
     for site in sites:
         local = kits / site / "local"
         if not local.is_dir():
             raise RuntimeError(f"kit for {site} missing its local/ folder: {local}")
-        resources = _read_json(local / "resources.json.default")
+        resources = read_json(local / "resources.json.default")
         resources["class_list_enforcement_mode"] = mode
         resources["class_allow_list"] = list(DEFAULT_CLASS_ALLOW_LIST) + [e for e in extra if e not in DEFAULT_CLASS_ALLOW_LIST]
         if site == project.server["name"] and storage_root is not None:
@@ -164,7 +170,7 @@ def simulator_workspace_policies(project: Project, workspace: Path) -> None:
     """The allow-list for ``nvflare simulator``: it reads ``WS/local/resources.json``."""
     from nvflare.app_common.default_component_policy import DEFAULT_CLASS_ALLOW_LIST
 
-    allow = _read_json(project.policies_dir / "class_allow_list.json")
+    allow = read_json(project.policies_dir / "class_allow_list.json")
     local = workspace / "local"
     local.mkdir(parents=True, exist_ok=True)
     resources = {

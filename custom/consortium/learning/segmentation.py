@@ -8,13 +8,12 @@ FedProx term is passed in as a callable (see :mod:`consortium.learning.tabular`)
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from consortium.learning.tabular import TrainConfig, seeded
+from consortium.learning.tabular import TrainConfig, TrainResult, run_sgd, seeded
 
 
 def build_unet(dims: int = 2, channels: tuple[int, ...] = (8, 16, 32, 64), num_res_units: int = 0,
@@ -48,34 +47,16 @@ def _loader(images: np.ndarray, masks: np.ndarray, batch_size: int, shuffle: boo
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=gen, num_workers=0)
 
 
-@dataclass(frozen=True)
-class SegTrainResult:
-    steps: int
-    mean_loss: float
-
-
 def train_segmentation(model: nn.Module, images: np.ndarray, masks: np.ndarray, config: TrainConfig, seed: int,
-                       proximal: Callable[[nn.Module], torch.Tensor] | None = None) -> SegTrainResult:
-    """Adam-free plain SGD-with-momentum training on Dice loss; in place. Returns steps and mean loss."""
+                       proximal: Callable[[nn.Module], torch.Tensor] | None = None) -> TrainResult:
+    """SGD on MONAI's Dice loss (sigmoid outputs) for ``config.epochs`` epochs; in place."""
     from monai.losses import DiceLoss
 
     if len(images) == 0:
         raise ValueError("train_segmentation got no training images")
-    loss_fn = DiceLoss(sigmoid=True)
-    opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
-    model.train()
-    steps, total = 0, 0.0
     with seeded(seed):
-        for _ in range(config.epochs):
-            for x, y in _loader(images, masks, config.batch_size, True, seed + steps):
-                opt.zero_grad()
-                data_loss = loss_fn(model(x), y)
-                loss = data_loss + proximal(model) if proximal is not None else data_loss
-                loss.backward()
-                opt.step()
-                steps += 1
-                total += float(data_loss.detach())
-    return SegTrainResult(steps=steps, mean_loss=total / steps)
+        return run_sgd(model, lambda epoch: _loader(images, masks, config.batch_size, True, seed + epoch),
+                       DiceLoss(sigmoid=True), config, proximal)
 
 
 @torch.no_grad()

@@ -9,7 +9,7 @@ hands in nvflare's ``PTFedProxLoss`` bound to the received global model. The los
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,19 +102,42 @@ def train_local(
         raise ValueError("train_local got an empty training set")
     xt, yt = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)
     gen = torch.Generator().manual_seed(seed)
+
+    def batches(_epoch: int):
+        for idx in torch.randperm(len(xt), generator=gen).split(config.batch_size):
+            yield xt[idx], yt[idx]
+
+    return run_sgd(model, batches, nn.BCEWithLogitsLoss(), config, proximal)
+
+
+def run_sgd(
+    model: nn.Module,
+    batches: Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]],
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    config: TrainConfig,
+    proximal: Callable[[nn.Module], torch.Tensor] | None = None,
+) -> TrainResult:
+    """The local optimisation loop every executor uses: SGD (with ``config.momentum``) on
+    ``loss_fn(model(x), y) + proximal(model)`` over ``batches(epoch)`` for ``config.epochs`` epochs.
+
+    Returns the number of optimiser steps (FedNova's tau) and the mean data loss (without the
+    proximal term). FedNova's normaliser for these settings is
+    :func:`consortium.learning.fednova.local_normaliser`.
+    """
     opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
-    loss_fn = nn.BCEWithLogitsLoss()
     model.train()
     steps, total = 0, 0.0
-    for _ in range(config.epochs):
-        for idx in torch.randperm(len(xt), generator=gen).split(config.batch_size):
+    for epoch in range(config.epochs):
+        for x, y in batches(epoch):
             opt.zero_grad()
-            data_loss = loss_fn(model(xt[idx]), yt[idx])
+            data_loss = loss_fn(model(x), y)
             loss = data_loss + proximal(model) if proximal is not None else data_loss
             loss.backward()
             opt.step()
             steps += 1
             total += float(data_loss.detach())
+    if steps == 0:
+        raise ValueError("run_sgd made no step: no batches")
     return TrainResult(steps=steps, mean_loss=total / steps)
 
 
