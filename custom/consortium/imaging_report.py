@@ -13,18 +13,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from consortium.data.imaging import load_site_data, split_indices
-from consortium.flare.segmentation_executor import TEST_SPLIT_SEED
+from consortium.data.imaging import DEFAULT_TEST_FRACTION, load_site_data, site_split
 from consortium.learning.segmentation import SegmentationUNet, dice_scores, predict
 
 GLOBAL_MODEL = Path("app_server") / "FL_global_model.pt"
 
 
+def _component_args(config_file: Path, component_id: str) -> dict:
+    config = json.loads(config_file.read_text())
+    for comp in config.get("components", []) + [e.get("executor", {}) for e in config.get("executors", [])]:
+        if comp.get("id") == component_id:
+            return comp.get("args", {})
+    raise ValueError(f"{config_file}: no component with id {component_id!r}")
+
+
 def load_global_model(workspace: Path) -> SegmentationUNet:
     """The final global model of a segmentation job, built with the job's own persistor arguments."""
-    config = json.loads((workspace / "app_server" / "config" / "config_fed_server.json").read_text())
-    persistor = next(c for c in config["components"] if c["id"] == "persistor")
-    model = SegmentationUNet(**persistor["args"]["model"].get("args", {}))
+    args = _component_args(workspace / "app_server" / "config" / "config_fed_server.json", "persistor")
+    model = SegmentationUNet(**args.get("model", {}).get("args", {}))
     state = torch.load(workspace / GLOBAL_MODEL, map_location="cpu", weights_only=True)
     model.load_state_dict({k: torch.as_tensor(v) for k, v in state["model"].items()})
     return model
@@ -36,21 +42,23 @@ def _plane(batch: np.ndarray) -> np.ndarray:
     return a[a.shape[0] // 2] if a.ndim == 3 else a
 
 
-def render_site_pictures(workspace: Path, site_data: dict[str, Path], out_dir: Path,
-                         test_fraction: float = 0.25) -> list[Path]:
-    """One PNG per site: image | true mask | predicted mask (first test image), Dice in the title."""
+def render_site_pictures(workspace: Path, site_data: dict[str, Path], out_dir: Path, job_folder: Path) -> list[Path]:
+    """One PNG per site: image | true mask | predicted mask (first held-out image, split as the job's
+    executor split it), Dice in the title."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     model = load_global_model(workspace)
+    client_config = next(job_folder.rglob("config_fed_client.json"), None)
+    test_fraction = (_component_args(client_config, "executor").get("test_fraction", DEFAULT_TEST_FRACTION)
+                     if client_config is not None else DEFAULT_TEST_FRACTION)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for site, folder in sorted(site_data.items()):
-        images, masks = load_site_data(folder)
-        _, test = split_indices(len(images), test_fraction, TEST_SPLIT_SEED)
-        image, mask = images[test[:1]], masks[test[:1]]
+        _, (test_images, test_masks) = site_split(*load_site_data(folder), test_fraction)
+        image, mask = test_images[:1], test_masks[:1]
         pred = predict(model, image)
         dice = float(dice_scores(pred, mask)[0])
         fig, axes = plt.subplots(1, 3, figsize=(9, 3.2))

@@ -40,8 +40,7 @@ class JobResults:
 
     @property
     def workspace(self) -> Path:
-        ws = self.folder / "workspace"
-        return ws if ws.is_dir() else self.folder
+        return _workspace(self.folder)
 
 
 def _workspace(folder: Path) -> Path:
@@ -72,12 +71,14 @@ def load_results(folder: Path | str) -> JobResults:
     metric = str(rounds["metric"].iloc[0]) if "metric" in rounds else "score"
     scores, n_test, totals = {}, {}, {}
     for site, by_model in sorted(table.items()):
-        glob = next((m for owner, m in by_model.items() if owner.startswith(GLOBAL_MODEL_PREFIX)), None)
-        if glob is None:
+        owner = next((o for o in by_model if o.startswith(GLOBAL_MODEL_PREFIX)), None)
+        if owner is None:
             raise ValueError(f"{cross}: site {site!r} has no evaluation of the global model")
-        n_test[site], totals[site] = int(glob["n"]), float(glob["score_sum"])
-        scores[site] = {GLOBAL: glob[metric]} | {o: m[metric] for o, m in sorted(by_model.items()) if o != next(
-            k for k in by_model if k.startswith(GLOBAL_MODEL_PREFIX))}
+        try:
+            n_test[site], totals[site] = int(by_model[owner]["n"]), float(by_model[owner]["score_sum"])
+            scores[site] = {GLOBAL: by_model[owner][metric]} | {o: m[metric] for o, m in sorted(by_model.items()) if o != owner}
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"{cross}: site {site!r}: evaluation lacks field {e} (expected n, score_sum, {metric})") from e
     frame = pd.DataFrame.from_dict(scores, orient="index")
     frame = frame[[GLOBAL] + sorted(c for c in frame.columns if c != GLOBAL)]
     return JobResults(folder, _job_name(folder), metric, rounds, frame, pd.Series(n_test), pd.Series(totals))

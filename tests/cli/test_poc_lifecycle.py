@@ -36,3 +36,18 @@ def test_unreadable_state_names_the_file(tmp_path):
     (tmp_path / poc.STATE_FILE).write_text("{not json")
     with pytest.raises(poc.PocError, match=poc.STATE_FILE):
         poc.status(tmp_path)
+
+
+def test_up_refuses_to_delete_a_folder_it_did_not_make(project, tmp_path):
+    precious = tmp_path / "thesis"
+    precious.mkdir()
+    (precious / "chapter1.tex").write_text("...")
+    with pytest.raises(poc.PocError, match="refusing to delete it"):
+        poc.up(project, precious, port=_free_port())
+    assert (precious / "chapter1.tex").read_text() == "..."
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

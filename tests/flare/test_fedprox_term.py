@@ -1,12 +1,12 @@
-"""The FedProx term as the tabular executor builds it: nvflare's PTFedProxLoss against a frozen copy
-of the received global model, passed to ``train_local`` as ``proximal``."""
+"""The FedProx term as the executors build it: nvflare's PTFedProxLoss against a frozen copy of the
+received global model, passed to ``train_local`` as ``proximal``."""
 
 import copy
 
 import numpy as np
 import pytest
-from nvflare.app_opt.pt.fedproxloss import PTFedProxLoss
 
+from consortium.flare.tabular_executor import TabularExecutor
 from consortium.learning.tabular import LogisticRegression, TrainConfig, get_weights, set_weights, train_local
 
 
@@ -19,10 +19,8 @@ def logistic(w, b):
 
 
 def proximal_for(reference_model, mu):
-    """Exactly what TabularExecutor._train does."""
-    reference = copy.deepcopy(reference_model).requires_grad_(False)
-    prox = PTFedProxLoss(mu=mu)
-    return lambda m: prox(m, reference)
+    """The term the executors' shared training task builds (SiteExecutor.proximal_term)."""
+    return TabularExecutor(fedprox_mu=mu).proximal_term(reference_model)
 
 
 def distance_sq(a, b):
@@ -70,13 +68,12 @@ def test_fedprox_term_has_the_gradient_mu_times_difference():
 def test_fedprox_reference_is_not_moved_by_training(toy):
     x, y = toy
     model = logistic([0.0, 0.0], 0.0)
-    reference = copy.deepcopy(model).requires_grad_(False)
-    prox = PTFedProxLoss(mu=1.0)
+    prox = proximal_for(model, 1.0)
 
-    train_local(model, x, y, TrainConfig(epochs=3, lr=0.2, batch_size=4), seed=0, proximal=lambda m: prox(m, reference))
+    train_local(model, x, y, TrainConfig(epochs=3, lr=0.2, batch_size=4), seed=0, proximal=prox)
 
-    np.testing.assert_array_equal(get_weights(reference)["linear.weight"], [[0.0, 0.0]])
-    assert distance_sq(model, reference) > 0.0
+    assert float(prox(logistic([0.0, 0.0], 0.0))) == 0.0  # the reference is still the received model
+    assert float(prox(model)) > 0.0
 
 
 def test_large_mu_keeps_training_closer_to_the_global_model(toy):

@@ -17,7 +17,7 @@ def tiny():
 
 
 def test_default_unet_has_about_forty_thousand_parameters():
-    assert sum(p.numel() for p in build_unet().parameters()) == 40687
+    assert 35_000 < sum(p.numel() for p in build_unet().parameters()) < 45_000
 
 
 def test_training_lowers_the_dice_loss_and_counts_steps(tiny):

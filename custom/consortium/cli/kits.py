@@ -17,7 +17,6 @@ from pathlib import Path
 import yaml
 
 POLICIES_DIR = "site_policies"
-STORAGE_DIRS = ("jobs-storage", "snapshot-storage")
 
 
 class ConfigurationError(ValueError):
@@ -129,16 +128,7 @@ def install_site_policies(project: Project, kits: Path, storage_root: Path | Non
     full default with ``class_allow_list`` extended. The server's job and snapshot storage are
     pointed into ``storage_root`` instead of FLARE's ``/tmp/nvflare``.
     """
-    from nvflare.app_common.default_component_policy import DEFAULT_CLASS_ALLOW_LIST
-
-    allow_file = project.policies_dir / "class_allow_list.json"
-    allow = read_json(allow_file)
-    extra = allow.get("extra_allowed")
-    if not isinstance(extra, list) or not all(isinstance(e, str) and e for e in extra):
-        raise ConfigurationError(f"{allow_file}: field 'extra_allowed' must be a list of class paths, got {extra!r}")
-    mode = allow.get("class_list_enforcement_mode", "enforce")
-    if mode != "enforce":
-        raise ConfigurationError(f"{allow_file}: field 'class_list_enforcement_mode' = {mode!r}; only 'enforce' is supported")
+    mode, allowed = class_allow_list(project)
     authorization = project.policies_dir / "authorization.json"
     read_json(authorization)  # fail here, not at site start, on a broken template
 
@@ -149,7 +139,7 @@ def install_site_policies(project: Project, kits: Path, storage_root: Path | Non
             raise RuntimeError(f"kit for {site} missing its local/ folder: {local}")
         resources = read_json(local / "resources.json.default")
         resources["class_list_enforcement_mode"] = mode
-        resources["class_allow_list"] = list(DEFAULT_CLASS_ALLOW_LIST) + [e for e in extra if e not in DEFAULT_CLASS_ALLOW_LIST]
+        resources["class_allow_list"] = allowed
         if site == project.server["name"] and storage_root is not None:
             _point_storage(resources, storage_root)
         (local / "resources.json").write_text(json.dumps(resources, indent=2) + "\n")
@@ -166,15 +156,25 @@ def _point_storage(resources: dict, root: Path) -> None:
         storage["root_dir"] = os.fspath(root / "snapshot-storage")
 
 
-def simulator_workspace_policies(project: Project, workspace: Path) -> None:
-    """The allow-list for ``nvflare simulator``: it reads ``WS/local/resources.json``."""
+def class_allow_list(project: Project) -> tuple[str, list[str]]:
+    """(enforcement mode, FLARE's default allow-list + ``extra_allowed``) from the policy template."""
     from nvflare.app_common.default_component_policy import DEFAULT_CLASS_ALLOW_LIST
 
-    allow = read_json(project.policies_dir / "class_allow_list.json")
+    allow_file = project.policies_dir / "class_allow_list.json"
+    allow = read_json(allow_file)
+    extra = allow.get("extra_allowed")
+    if not isinstance(extra, list) or not all(isinstance(e, str) and e for e in extra):
+        raise ConfigurationError(f"{allow_file}: field 'extra_allowed' must be a list of class paths, got {extra!r}")
+    mode = allow.get("class_list_enforcement_mode", "enforce")
+    if mode != "enforce":
+        raise ConfigurationError(f"{allow_file}: field 'class_list_enforcement_mode' = {mode!r}; only 'enforce' is supported")
+    return mode, list(DEFAULT_CLASS_ALLOW_LIST) + [e for e in extra if e not in DEFAULT_CLASS_ALLOW_LIST]
+
+
+def simulator_workspace_policies(project: Project, workspace: Path) -> None:
+    """The allow-list for ``nvflare simulator``: it reads ``WS/local/resources.json``."""
+    mode, allowed = class_allow_list(project)
     local = workspace / "local"
     local.mkdir(parents=True, exist_ok=True)
-    resources = {
-        "class_list_enforcement_mode": "enforce",
-        "class_allow_list": list(DEFAULT_CLASS_ALLOW_LIST) + list(allow["extra_allowed"]),
-    }
+    resources = {"class_list_enforcement_mode": mode, "class_allow_list": allowed}
     (local / "resources.json").write_text(json.dumps(resources, indent=2) + "\n")

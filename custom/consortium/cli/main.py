@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from consortium.cli.kits import ConfigurationError, Project
+from consortium.cli.kits import Project
 from consortium.cli.site_data import DEFAULT_PROFILES
 
 DEFAULT_PROJECT = Path("provisioning/project.yml")
@@ -97,7 +97,8 @@ def report(result: Path, site_roots: dict[str, Path] | None = None) -> Path:
         from consortium.imaging_report import render_site_pictures
 
         data = {s: root / "data" / "imaging" for s, root in site_roots.items() if (root / "data" / "imaging").is_dir()}
-        pictures = render_site_pictures(results.workspace, data, results.folder / "pictures")
+        job = results.folder / "job" if (results.folder / "job").is_dir() else results.workspace
+        pictures = render_site_pictures(results.workspace, data, results.folder / "pictures", job)
     path = write_report(results, pictures)
     print(f"report: {path}")
     return path
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return run(args)
-    except (ConfigurationError, PocError, FileNotFoundError) as e:
+    except (ValueError, PocError, FileNotFoundError) as e:  # ConfigurationError is a ValueError
         print(f"consortium: error: {e}", file=sys.stderr)
         return 2
 

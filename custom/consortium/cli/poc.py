@@ -25,6 +25,7 @@ from consortium.cli.kits import Project, provision
 from consortium.cli.site_data import DEFAULT_PROFILES, prepare_imaging
 
 STATE_FILE = "consortium-poc.json"
+MARKER_FILE = ".consortium-poc-workspace"  # written by `up`: only such a folder is ever deleted
 READY_TIMEOUT_S = 180.0
 
 
@@ -137,8 +138,9 @@ def up(project: Project, workspace: Path, port: int | None = None, echo=print,
     if not port_free(project.port):
         raise PocError(f"port {project.port} on this machine is in use (another FLARE server or POC?); "
                        f"stop it or choose another with `consortium poc up --port N`")
-    if workspace.exists():
-        shutil.rmtree(workspace)
+    _clear_workspace(workspace)
+    workspace.mkdir(parents=True)
+    (workspace / MARKER_FILE).write_text("made by `consortium poc up`; `poc up` may delete and remake this folder\n")
     echo(f"provisioning {project.name} from {project.path} into {workspace}")
     kits = provision(project, workspace, poc=True)
     if profiles is not None and Path(profiles).is_file():
@@ -147,23 +149,38 @@ def up(project: Project, workspace: Path, port: int | None = None, echo=print,
     state = PocState(str(workspace), str(kits), project.name, project.port, project.project_admin,
                      project.clients, [])
     orgs = {p["name"]: p.get("org", "") for p in project.config["participants"]}
+    def launch(site: str, module: str, config: str, settings: list[str]) -> tuple[subprocess.Popen, Path]:
+        proc, log = _start(kits / site, module, config, settings)
+        state.procs.append(Proc(site, proc.pid, psutil.Process(proc.pid).create_time()))
+        state.save(state_path)  # recorded at once: an interrupted start-up still knows what to stop
+        return proc, log
+
     try:
-        proc, log = _start(kits / server["name"], "nvflare.private.fed.app.server.server_train",
-                           "fed_server.json", [f"org={orgs[server['name']]}"])
-        state.procs.append(Proc(server["name"], proc.pid, psutil.Process(proc.pid).create_time()))
-        state.save(state_path)
+        proc, log = launch(server["name"], "nvflare.private.fed.app.server.server_train", "fed_server.json",
+                           [f"org={orgs[server['name']]}"])
         _wait_port(project.port, proc, log, 60)
         for client in project.clients:
-            p, _ = _start(kits / client, "nvflare.private.fed.app.client.client_train",
-                          "fed_client.json", [f"uid={client}", f"org={orgs[client]}"])
-            state.procs.append(Proc(client, p.pid, psutil.Process(p.pid).create_time()))
-        state.save(state_path)
+            launch(client, "nvflare.private.fed.app.client.client_train", "fed_client.json",
+                   [f"uid={client}", f"org={orgs[client]}"])
         wait_ready(state, echo=echo)
     except BaseException:
         echo("start-up failed; stopping what was started")
         stop_processes(state)
         raise
     return state
+
+
+def _clear_workspace(workspace: Path) -> None:
+    """Remove a previous POC workspace; refuse to delete a folder that is not one."""
+    if not workspace.exists():
+        return
+    if (workspace / STATE_FILE).is_file() or (workspace / MARKER_FILE).is_file():
+        shutil.rmtree(workspace)
+        return
+    if not workspace.is_dir() or any(workspace.iterdir()):
+        raise PocError(f"{workspace} exists and is not a POC workspace made by `consortium poc up` "
+                       f"(no {MARKER_FILE}); refusing to delete it: choose an empty or new folder")
+    workspace.rmdir()
 
 
 def admin_session(state: PocState, timeout: float = 30.0):
@@ -224,17 +241,26 @@ def status(workspace: Path) -> dict:
     return result
 
 
-def _tree(procs: list[Proc]) -> list[psutil.Process]:
-    found = []
+def _tree(procs: list[Proc], kits: str | None = None) -> list[psutil.Process]:
+    """The recorded processes, their descendants, and (with ``kits``) any process whose command
+    line names a site folder of these kits: FLARE starts job processes in their own session, so a
+    job process whose parent died is found this way."""
+    found: dict[int, psutil.Process] = {}
     for p in procs:
         proc = _alive(p)
         if proc is not None:
-            found.append(proc)
+            found[proc.pid] = proc
             try:
-                found.extend(proc.children(recursive=True))
+                found.update((c.pid, c) for c in proc.children(recursive=True))
             except psutil.Error:
                 pass
-    return found
+    if kits:
+        marker = str(Path(kits)) + os.sep
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            cmdline = proc.info.get("cmdline") or []
+            if proc.pid != os.getpid() and any(arg.startswith(marker) for arg in cmdline):
+                found.setdefault(proc.pid, proc)
+    return list(found.values())
 
 
 def _terminate(procs: list[psutil.Process], grace: float) -> None:
@@ -255,7 +281,7 @@ def _terminate(procs: list[psutil.Process], grace: float) -> None:
 
 def stop_processes(state: PocState, grace: float = 20.0) -> list[int]:
     """Stop every process of the POC (and its job processes) by PID: SIGTERM, then SIGKILL."""
-    tree = _tree(state.procs)
+    tree = _tree(state.procs, state.kits or None)
     _terminate(tree, grace)
     return [p.pid for p in tree]
 
@@ -267,7 +293,7 @@ def down(workspace: Path, echo=print) -> None:
     if state is None:
         echo(f"no POC state in {workspace}; nothing to stop")
         return
-    tree = _tree(state.procs)
+    tree = _tree(state.procs, state.kits)
     if tree:
         try:
             sess = admin_session(state, timeout=5)
@@ -279,5 +305,8 @@ def down(workspace: Path, echo=print) -> None:
             echo(f"admin shutdown failed ({e}); stopping processes by PID")
         _, left = psutil.wait_procs(tree, timeout=15)
         _terminate(left, grace=5)
+        survivors = [p.pid for p in _tree(state.procs, state.kits)]
+        if survivors:
+            raise PocError(f"processes {survivors} of the POC in {workspace} did not stop; state kept in {state_path}")
         echo(f"stopped {len(tree)} processes ({sorted(p.pid for p in tree)})")
     state_path.unlink()

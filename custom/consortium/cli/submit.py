@@ -17,15 +17,18 @@ COMPLETED = "FINISHED:COMPLETED"
 
 
 def _new_rounds(path: Path, seen: int) -> list[RoundSummary]:
-    if not path.is_file():
+    """Rounds after the first ``seen`` in a progress file that FLARE may be writing, archiving or
+    deleting right now: anything unreadable is read again on the next call."""
+    try:
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+    except OSError:
         return []
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
     out = []
     for line in lines[seen:]:
         try:
             record = json.loads(line)
             out.append(RoundSummary(**{k: record[k] for k in RoundSummary.__dataclass_fields__}))
-        except (json.JSONDecodeError, TypeError):
+        except (json.JSONDecodeError, TypeError, KeyError):
             break  # a line being written; read it next time
     return out
 
@@ -50,12 +53,13 @@ def submit_and_follow(state: PocState, job: Path, results_dir: Path, timeout: fl
                 sess.abort_job(job_id)
                 raise PocError(f"job {job_id} did not finish within {timeout:.0f} s (status {status}); aborted it")
             time.sleep(0.25)
-        for summary in _new_rounds(progress, seen):
-            echo(summary.line(len(state.clients)))
         if status != COMPLETED:
             raise PocError(f"job {job_id} ended with status {status}; see {state.server_dir() / job_id / 'log.txt'}")
         results_dir.mkdir(parents=True, exist_ok=True)
         folder = Path(sess.download_job_result(job_id, str(results_dir.resolve())))
+        # FLARE archives the run folder before it reports FINISHED: the last rounds are in the result
+        for summary in _new_rounds(folder / "workspace" / PROGRESS_FILE, seen):
+            echo(summary.line(len(state.clients)))
         echo(f"job {job_id} {status}; result downloaded to {folder}")
         return folder
     finally:

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 
 DATA_FILE = "images.npz"
+DEFAULT_TEST_FRACTION = 0.25
+TEST_SPLIT_SEED = 20  # the held-out split is fixed per site: evaluation and pictures use the same images
 PROFILE_FILE = "profile.json"
 
 
@@ -166,3 +168,9 @@ def split_indices(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, 
     n_test = min(max(1, round(n * test_fraction)), n - 1)
     perm = np.random.default_rng(seed).permutation(n)
     return np.sort(perm[n_test:]), np.sort(perm[:n_test])
+
+
+def site_split(images: np.ndarray, masks: np.ndarray, test_fraction: float):
+    """``((train_images, train_masks), (test_images, test_masks))`` of a site, fixed split."""
+    tr, te = split_indices(len(images), test_fraction, TEST_SPLIT_SEED)
+    return (images[tr], masks[tr]), (images[te], masks[te])

@@ -23,9 +23,11 @@ from nvflare.apis.fl_constant import ReservedKey, ReturnCode
 from nvflare.apis.fl_context import FLContext
 from nvflare.apis.shareable import Shareable
 from nvflare.app_common.abstract.aggregator import Aggregator
+from nvflare.app_common.abstract.model import ModelLearnableKey
 from nvflare.app_common.app_constant import AppConstants
 
 from consortium.aggregation.round_summary import SiteRoundReport, summarise_round
+from consortium.aggregation.validation import check_update
 from consortium.flare_files import PROGRESS_FILE
 from consortium.protocol import ResultMeta
 
@@ -64,10 +66,18 @@ def site_report(site: str, meta: dict) -> SiteRoundReport:
 
 
 class CheckedAggregator(Aggregator):
-    """Collects checked WEIGHT_DIFF results for one round; subclasses implement :meth:`combine`."""
+    """Collects checked WEIGHT_DIFF results for one round; subclasses implement :meth:`combine`.
 
-    def __init__(self) -> None:
+    Args:
+        min_accepted: fewer accepted results than this fails the round instead of publishing a
+            model built from too few sites (ScatterAndGather counts rejected results as responses).
+    """
+
+    def __init__(self, min_accepted: int = 1) -> None:
         super().__init__()
+        if not isinstance(min_accepted, int) or min_accepted < 1:
+            raise ValueError(f"min_accepted must be an integer >= 1, got {min_accepted!r}")
+        self.min_accepted = min_accepted
         self.accepted: dict[str, tuple[dict, SiteRoundReport, dict]] = {}
 
     def check_meta(self, site: str, meta: dict) -> None:
@@ -94,6 +104,7 @@ class CheckedAggregator(Aggregator):
             dxo = from_shareable(shareable)
             if dxo.data_kind != DataKind.WEIGHT_DIFF:
                 raise ValueError(f"result from {site} is {dxo.data_kind}, expected {DataKind.WEIGHT_DIFF}")
+            check_update(site, dxo.data, self._global_weights(fl_ctx))
             report = site_report(site, dxo.meta)
             metric = metric_name(site, dxo.meta)
             others = {m[ResultMeta.VAL_METRIC.value] for _, _, m in self.accepted.values()}
@@ -106,9 +117,17 @@ class CheckedAggregator(Aggregator):
         self.accepted[site] = (dxo.data, report, dict(dxo.meta))
         return True
 
+    @staticmethod
+    def _global_weights(fl_ctx: FLContext) -> dict | None:
+        model = fl_ctx.get_prop(AppConstants.GLOBAL_MODEL)
+        return model.get(ModelLearnableKey.WEIGHTS) if model is not None else None
+
     def aggregate(self, fl_ctx: FLContext) -> Shareable:
-        if not self.accepted:
-            raise RuntimeError("no accepted results to aggregate this round")
+        if len(self.accepted) < self.min_accepted:
+            sites = sorted(self.accepted)
+            self.accepted = {}
+            raise RuntimeError(f"round {fl_ctx.get_prop(AppConstants.CURRENT_ROUND)}: accepted results from {sites}, "
+                               f"need min_accepted={self.min_accepted}")
         sites = sorted(self.accepted)
         updates, reports, metas = (list(x) for x in zip(*(self.accepted[s] for s in sites), strict=True))
         try:

@@ -14,11 +14,12 @@ from consortium.protocol import ResultMeta
 
 
 class FedNovaAggregator(CheckedAggregator):
-    def __init__(self, tau_eff: str = TauEff.NORMALISERS.value) -> None:
+    def __init__(self, tau_eff: str = TauEff.NORMALISERS.value, min_accepted: int = 1) -> None:
         """Args:
         tau_eff: "normalisers" (tau_eff = sum p_k a_k, the paper) or "steps" (sum p_k tau_k).
+        min_accepted: see :class:`~consortium.flare.checked_aggregator.CheckedAggregator`.
         """
-        super().__init__()
+        super().__init__(min_accepted)
         try:
             self.tau_eff = TauEff(tau_eff)
         except ValueError:

@@ -21,12 +21,11 @@ import numpy as np
 from nvflare.apis.event_type import EventType
 from nvflare.apis.fl_context import FLContext
 
-from consortium.data.imaging import load_site_data, split_indices
+from consortium.data.imaging import DEFAULT_TEST_FRACTION, load_site_data, site_split
 from consortium.flare.site_executor import Score, SiteExecutor
 from consortium.learning.segmentation import SegmentationUNet, dice_scores, predict, train_segmentation
 from consortium.learning.tabular import TrainConfig, get_weights
 
-TEST_SPLIT_SEED = 20
 SITE_DATA_ROOT_ENV = "CONSORTIUM_SITE_DATA_ROOT"
 
 
@@ -44,7 +43,7 @@ class SegmentationExecutor(SiteExecutor):
         fedprox_mu: float | None = None,
         seed: int = 0,
         data_dir: str = "data/imaging",
-        test_fraction: float = 0.25,
+        test_fraction: float = DEFAULT_TEST_FRACTION,
         train_local_only: bool = True,
         log_writer_id: str | None = "log_writer",
     ) -> None:
@@ -90,10 +89,8 @@ class SegmentationExecutor(SiteExecutor):
     def load(self, fl_ctx: FLContext) -> int:
         if self.train is None:
             folder = self.resolve_data_dir(fl_ctx)
-            images, masks = load_site_data(folder)
-            tr, te = split_indices(len(images), self.test_fraction, TEST_SPLIT_SEED)
-            self.train, self.test = (images[tr], masks[tr]), (images[te], masks[te])
-            self.log_info(fl_ctx, f"loaded {len(tr)} train / {len(te)} test images from {folder}")
+            self.train, self.test = site_split(*load_site_data(folder), self.test_fraction)
+            self.log_info(fl_ctx, f"loaded {len(self.train[0])} train / {len(self.test[0])} test images from {folder}")
         return len(self.train[0])
 
     def fit(self, model, config: TrainConfig, seed: int, proximal, fl_ctx: FLContext):

@@ -59,11 +59,11 @@ class SiteExecutor(Executor):
             dataclasses.replace(self.config, epochs=e)  # validate each entry up front
         if fedprox_mu is not None and fedprox_mu < 0:
             raise ValueError(f"fedprox_mu must be >= 0, got {fedprox_mu}")
-        local_normaliser(1, lr, momentum, fedprox_mu or 0.0)  # refuse optimiser settings FedNova cannot normalise
         self.fedprox_mu = fedprox_mu
         self.seed = seed
         self.local_weights: dict | None = None
         self._warned_mu = False
+        self._warned_normaliser = False
 
     # -- subclass hooks --------------------------------------------------------------------------
     @abstractmethod
@@ -143,10 +143,10 @@ class SiteExecutor(Executor):
         self.local_weights = get_weights(self.model)
         diff = {k: self.local_weights[k] - global_weights[k] for k in global_weights}
         meta = {
+            **self._normaliser_meta(result.steps, config, fl_ctx),
             MetaKey.NUM_STEPS_CURRENT_ROUND: result.steps,
             ResultMeta.N_SAMPLES.value: n_train,
             ResultMeta.LOCAL_STEPS.value: result.steps,
-            ResultMeta.NORMALISER.value: local_normaliser(result.steps, config.lr, config.momentum, self.fedprox_mu or 0.0),
             ResultMeta.TRAIN_LOSS.value: result.mean_loss,
             ResultMeta.TRAIN_SECONDS.value: train_seconds,
             ResultMeta.VAL_METRIC.value: self.metric,
@@ -158,6 +158,17 @@ class SiteExecutor(Executor):
                               f"received model {self.metric} {before.mean:.3f}")
         self.after_train(round_number, fl_ctx, config, seed, result, before)
         return DXO(data_kind=DataKind.WEIGHT_DIFF, data=diff, meta=meta).to_shareable()
+
+    def _normaliser_meta(self, steps: int, config: TrainConfig, fl_ctx: FLContext) -> dict:
+        """FedNova's a_k when the local optimiser has a closed form for it; otherwise nothing, so
+        that a FedNova server rejects the result instead of normalising it wrongly."""
+        try:
+            return {ResultMeta.NORMALISER.value: local_normaliser(steps, config.lr, config.momentum, self.fedprox_mu or 0.0)}
+        except ValueError as e:
+            if not self._warned_normaliser:
+                self.log_warning(fl_ctx, f"results carry no FedNova normaliser: {e}")
+                self._warned_normaliser = True
+            return {}
 
     def _validate(self, shareable: Shareable, fl_ctx: FLContext) -> Shareable:
         self.load(fl_ctx)
