@@ -40,3 +40,12 @@ def mean_std(values) -> str:
     import numpy as np
 
     return f"{np.mean(values):.3f} ± {np.std(values):.3f}"
+
+
+def write_table(name: str, lines: list[str]) -> Path:
+    """Write a result table to benchmarks/results/NAME and print it."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / name
+    path.write_text("\n".join(lines))
+    print("\n".join(lines))
+    return path

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, executor_args, job_variant, mean_std
+from common import RESULTS, executor_args, job_variant, mean_std, write_table
 
 from consortium.cli import poc
 from consortium.cli.kits import Project
@@ -98,8 +98,7 @@ def main() -> None:
     fig.tight_layout()
     RESULTS.mkdir(parents=True, exist_ok=True)
     fig.savefig(RESULTS / "fednova_heterogeneous.png", dpi=120)
-    (RESULTS / "fednova_heterogeneous.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_table("fednova_heterogeneous.md", lines)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import RESULTS, executor_args, job_variant, mean_std
+from common import executor_args, job_variant, mean_std, write_table
 
 from consortium.cli.kits import Project
 from consortium.cli.main import DEFAULT_PROJECT, simulate
@@ -81,9 +81,7 @@ def main() -> None:
     lines += [f"| {name} | {mean_std(v)} | {' '.join(f'{x:.3f}' for x in v)} |" for name, v in rows]
     lines += ["", "FLamby (published, 5 seeds): pooled 0.795, FedAvg 0.748, FedProx 0.748, local Cleveland 0.784, "
               "Hungary 0.727, VA 0.611, Switzerland 0.483.", ""]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "heart_accuracy.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_table("heart_accuracy.md", lines)
 
 
 if __name__ == "__main__":

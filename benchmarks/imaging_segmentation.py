@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from common import REPO, RESULTS, executor_args, job_variant, mean_std
+from common import REPO, executor_args, job_variant, mean_std, write_table
 
 from consortium.cli.kits import Project
 from consortium.cli.main import DEFAULT_PROJECT, simulate
@@ -56,9 +56,7 @@ def main() -> None:
     best_local = max(np.mean(means[m]) for m in models if m != GLOBAL)
     lines += ["", f"Federated mean Dice {np.mean(means[GLOBAL]):.3f} vs best local-only model {best_local:.3f} "
               "(floor: federated >= 0.90 and above every local-only model).", ""]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "imaging_segmentation.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_table("imaging_segmentation.md", lines)
 
 
 if __name__ == "__main__":

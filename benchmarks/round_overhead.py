@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, job_variant, workflow_args
+from common import job_variant, workflow_args, write_table
 
 from consortium.cli import poc
 from consortium.cli.kits import Project
@@ -84,9 +84,7 @@ def main() -> None:
     lines += [f"| {k} | {v[0]:.3f} | {v[1]:.3f} |" for k, v in results.items()]
     lines += ["", f"Overhead ratio, FLARE defaults / ours: {theirs[1] / ours[1]:.1f}x (same run, same consortium). "
               "Floor: <= 0.3 s per round.", ""]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "round_overhead.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_table("round_overhead.md", lines)
 
 
 if __name__ == "__main__":
