@@ -129,6 +129,10 @@ def up(project: Project, workspace: Path, port: int | None = None, echo=print,
     old = PocState.load(state_path)
     if old is not None:
         alive = running(old)
+        if alive and len(alive) < len(old.procs):
+            gone = sorted(p.site for p in old.procs if p not in alive)
+            raise PocError(f"a half-started POC is in {workspace}: {sorted(p.site for p in alive)} running, {gone} not; "
+                           "stop it with `consortium poc down` and start again")
         if alive:
             raise PocError(f"a POC is already running from {workspace} (pids {[p.pid for p in alive]}); "
                            "use it, or stop it first with `consortium poc down`")
