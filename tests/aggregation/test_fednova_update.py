@@ -86,3 +86,20 @@ def test_fednova_reaches_the_true_optimum_and_its_error_shrinks_with_the_step_si
     assert gaps[0] < 0.25
     assert gaps[2] < 0.01
     assert gaps[0] > gaps[1] > gaps[2]
+
+
+def test_server_momentum_by_hand():
+    from consortium.aggregation.fednova import server_momentum
+
+    v1 = server_momentum(None, {"w": np.array([1.0])}, 0.5)
+    v2 = server_momentum(v1, {"w": np.array([2.0])}, 0.5)
+    assert_allclose(v1["w"], [1.0])
+    assert_allclose(v2["w"], [2.5])  # 0.5 * 1 + 2
+    assert_allclose(server_momentum(v2, {"w": np.array([2.0])}, 0.0)["w"], [2.0])
+
+
+def test_server_momentum_must_be_below_one():
+    from consortium.aggregation.fednova import server_momentum
+
+    with pytest.raises(ValueError, match="beta must be in"):
+        server_momentum(None, {"w": np.ones(1)}, 1.0)

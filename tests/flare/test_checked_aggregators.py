@@ -113,3 +113,13 @@ def test_late_result_of_an_earlier_round_is_discarded(fl_ctx):
     s = result("a", [1.0, 1.0])
     s.add_cookie(AppConstants.CONTRIBUTION_ROUND, 2)
     assert not WeightedMeanAggregator().accept(s, fl_ctx)
+
+
+def test_fednova_server_momentum_carries_over_rounds(fl_ctx):
+    agg = FedNovaAggregator(server_momentum=0.5)
+    agg.accept(result("a", [2.0, 0.0], steps=2, a=2.0), fl_ctx)
+    first = from_shareable(agg.aggregate(fl_ctx)).data["w"]
+    agg.accept(result("a", [0.0, 2.0], steps=2, a=2.0), fl_ctx)
+    second = from_shareable(agg.aggregate(fl_ctx)).data["w"]
+    np.testing.assert_allclose(first, [2.0, 0.0])
+    np.testing.assert_allclose(second, [1.0, 2.0])  # 0.5 * first + this round's update

@@ -51,3 +51,15 @@ def fednova_update(
     p = sample_weights(n_samples)
     tau_eff = effective_steps(p, a, steps, TauEff(rule))
     return weighted_mean(updates, tau_eff * p / a)
+
+
+def server_momentum(velocity: Update | None, update: Update, beta: float) -> dict[str, np.ndarray]:
+    """Heavy-ball momentum on the server: ``v_t = beta * v_{t-1} + u_t``; the global model moves by
+    ``v_t`` (Wang et al. 2020 pair FedNova with server momentum; beta = 0 is plain FedNova)."""
+    if not 0.0 <= beta < 1.0:
+        raise ValueError(f"server momentum beta must be in [0, 1), got {beta!r}")
+    if velocity is None or beta == 0.0:
+        return {k: np.array(v, copy=True) for k, v in update.items()}
+    if set(velocity) != set(update):
+        raise ValueError(f"server momentum: velocity names {sorted(velocity)} differ from the update's {sorted(update)}")
+    return {k: (beta * np.asarray(velocity[k]) + np.asarray(update[k])).astype(np.asarray(update[k]).dtype) for k in update}
