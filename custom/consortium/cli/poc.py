@@ -8,82 +8,32 @@ PID is never signalled). A running consortium is never silently reused by ``up``
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psutil
 
 from consortium.cli.kits import Project, provision
+from consortium.cli.poc_processes import (  # noqa: F401 - part of this module's interface
+    STATE_FILE,
+    PocError,
+    PocState,
+    Proc,
+    alive,
+    process_tree,
+    running,
+    stop_processes,
+    terminate,
+)
 from consortium.cli.site_data import DEFAULT_PROFILES, prepare_imaging
 
-STATE_FILE = "consortium-poc.json"
 MARKER_FILE = ".consortium-poc-workspace"  # written by `up`: only such a folder is ever deleted
 READY_TIMEOUT_S = 180.0
-
-
-class PocError(RuntimeError):
-    """A POC that cannot be started, reached or stopped; the message says what to do."""
-
-
-@dataclass
-class Proc:
-    site: str
-    pid: int
-    create_time: float
-
-
-@dataclass
-class PocState:
-    workspace: str
-    kits: str
-    project_name: str
-    port: int
-    admin: str
-    clients: list[str]
-    procs: list[Proc]
-
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
-
-    @classmethod
-    def load(cls, path: Path) -> PocState | None:
-        if not path.is_file():
-            return None
-        try:
-            d = json.loads(path.read_text())
-            d["procs"] = [Proc(**p) for p in d["procs"]]
-            return cls(**d)
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise PocError(f"{path}: unreadable POC state ({e}); remove the folder {path.parent} to start afresh") from e
-
-    @property
-    def admin_kit(self) -> Path:
-        return Path(self.kits) / self.admin
-
-    def server_dir(self) -> Path:
-        return Path(self.kits) / "server"
-
-
-def _alive(p: Proc) -> psutil.Process | None:
-    try:
-        proc = psutil.Process(p.pid)
-        if abs(proc.create_time() - p.create_time) < 1.0 and proc.status() != psutil.STATUS_ZOMBIE:
-            return proc
-    except psutil.Error:
-        pass
-    return None
-
-
-def running(state: PocState) -> list[Proc]:
-    return [p for p in state.procs if _alive(p)]
 
 
 def port_free(port: int) -> bool:
@@ -210,7 +160,7 @@ def wait_ready(state: PocState, timeout: float = READY_TIMEOUT_S, echo=print) ->
     try:
         deadline = time.monotonic() + timeout
         while True:
-            dead = [p.site for p in state.procs if not _alive(p)]
+            dead = [p.site for p in state.procs if not alive(p)]
             if dead:
                 raise PocError(f"processes of {dead} exited during start-up; see their console.log under {state.kits}")
             names = connected_clients(sess)
@@ -245,51 +195,6 @@ def status(workspace: Path) -> dict:
     return result
 
 
-def _tree(procs: list[Proc], kits: str | None = None) -> list[psutil.Process]:
-    """The recorded processes, their descendants, and (with ``kits``) any process whose command
-    line names a site folder of these kits: FLARE starts job processes in their own session, so a
-    job process whose parent died is found this way."""
-    found: dict[int, psutil.Process] = {}
-    for p in procs:
-        proc = _alive(p)
-        if proc is not None:
-            found[proc.pid] = proc
-            try:
-                found.update((c.pid, c) for c in proc.children(recursive=True))
-            except psutil.Error:
-                pass
-    if kits:
-        marker = str(Path(kits)) + os.sep
-        for proc in psutil.process_iter(["pid", "cmdline"]):
-            cmdline = proc.info.get("cmdline") or []
-            if proc.pid != os.getpid() and any(arg.startswith(marker) for arg in cmdline):
-                found.setdefault(proc.pid, proc)
-    return list(found.values())
-
-
-def _terminate(procs: list[psutil.Process], grace: float) -> None:
-    """SIGTERM each process, wait ``grace`` seconds, SIGKILL what is left."""
-    for proc in procs:
-        try:
-            proc.send_signal(signal.SIGTERM)
-        except psutil.Error:
-            pass
-    _, left = psutil.wait_procs(procs, timeout=grace)
-    for proc in left:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(left, timeout=5)
-
-
-def stop_processes(state: PocState, grace: float = 20.0) -> list[int]:
-    """Stop every process of the POC (and its job processes) by PID: SIGTERM, then SIGKILL."""
-    tree = _tree(state.procs, state.kits or None)
-    _terminate(tree, grace)
-    return [p.pid for p in tree]
-
-
 def down(workspace: Path, echo=print) -> None:
     """Shut the consortium down through the admin API, then make sure every process is gone."""
     state_path = workspace.resolve() / STATE_FILE
@@ -297,7 +202,7 @@ def down(workspace: Path, echo=print) -> None:
     if state is None:
         echo(f"no POC state in {workspace}; nothing to stop")
         return
-    tree = _tree(state.procs, state.kits)
+    tree = process_tree(state.procs, state.kits)
     if tree:
         try:
             sess = admin_session(state, timeout=5)
@@ -308,8 +213,8 @@ def down(workspace: Path, echo=print) -> None:
         except Exception as e:  # fall through to signals
             echo(f"admin shutdown failed ({e}); stopping processes by PID")
         _, left = psutil.wait_procs(tree, timeout=15)
-        _terminate(left, grace=5)
-        survivors = [p.pid for p in _tree(state.procs, state.kits)]
+        terminate(left, grace=5)
+        survivors = [p.pid for p in process_tree(state.procs, state.kits)]
         if survivors:
             raise PocError(f"processes {survivors} of the POC in {workspace} did not stop; state kept in {state_path}")
         echo(f"stopped {len(tree)} processes ({sorted(p.pid for p in tree)})")
