@@ -4,6 +4,8 @@ download its result."""
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,7 +29,7 @@ def _new_rounds(path: Path, seen: int) -> list[RoundSummary]:
     for line in lines[seen:]:
         try:
             record = json.loads(line)
-            out.append(RoundSummary(**{k: record[k] for k in RoundSummary.__dataclass_fields__}))
+            out.append(RoundSummary(**{k: record[k] for k in RoundSummary.__dataclass_fields__ if k in record}))
         except (json.JSONDecodeError, TypeError, KeyError):
             break  # a line being written; read it next time
     return out
@@ -35,10 +37,13 @@ def _new_rounds(path: Path, seen: int) -> list[RoundSummary]:
 
 def submit_and_follow(state: PocState, job: Path, results_dir: Path, timeout: float = 900.0, echo=print) -> Path:
     """Validate and submit ``job``; echo one line per round; return the downloaded result folder."""
-    meta = check_job(job, consortium_size=len(state.clients))
+    meta = check_job(job, sites=state.clients)
     sess = admin_session(state)
     try:
-        job_id = sess.submit_job(str(job.resolve()))
+        with tempfile.TemporaryDirectory(prefix="consortium-submit-") as tmp:
+            # FLARE signs the submitted folder in place: sign a copy, never the user's job folder
+            copy = Path(shutil.copytree(job, Path(tmp) / job.resolve().name))
+            job_id = sess.submit_job(str(copy))
         echo(f"submitted {meta.get('name', job.name)} as job {job_id}")
         progress = state.server_dir() / job_id / PROGRESS_FILE
         seen, deadline, status = 0, time.monotonic() + timeout, ""
