@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test bench lint clean
+.PHONY: venv demo test test-fast bench lint clean
 
 venv: $(STAMP)
 
@@ -22,6 +22,10 @@ demo: venv
 
 test: venv
 	$(BIN)/python -m pytest
+
+# unit tests only (no FLARE simulator, no POC): quick feedback while changing the seams
+test-fast: venv
+	$(BIN)/python -m pytest -m "not poc and not simulator"
 
 bench: venv
 	$(BIN)/python benchmarks/run_all.py

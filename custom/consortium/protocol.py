@@ -1,12 +1,28 @@
-"""The contract between a site's executor and the server: task names and result metadata keys.
+"""The contract between a site's executor and the server: task names and the typed site result.
 
-A site's training result carries its update (``w_local - w_global``, FLARE's WEIGHT_DIFF) and the
-metadata below, so that aggregators, privacy and encryption filters can be layered around the
-executors without changing them.
+A site's training result is its update ``u_k = w_local - w_global`` (FLARE's WEIGHT_DIFF) plus a
+:class:`SiteResult` written into the DXO's meta by :meth:`SiteResult.to_meta` and read back by
+:func:`read_result`. Every executor writes through the one and every aggregator, filter and
+report reads through the other, so the two cannot drift apart.
+
+Each field is declared once in :data:`FIELDS` with
+
+* its **use**: ``combine`` (the server's combination needs it; a result without a valid value is
+  rejected, by the reader for ``n_samples`` and by the weighting that needs it for FedNova's
+  ``local_steps``/``fednova_a``) or ``report`` (round reports only: a result without it, or with
+  a malformed value, is still combined and the round record names what was missing);
+* its **release** rule for privacy policies: ``exact`` (must travel as computed), ``coarsen``
+  (may be rounded or bucketed, but must stay a valid value) or ``drop`` (may be removed).
+
+This module imports nothing from FLARE: the adapters move the dict it writes in and out of DXOs.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 
 
@@ -20,16 +36,124 @@ class Task(StrEnum):
     SET_STANDARDISATION = "set_standardisation"
 
 
-class ResultMeta(StrEnum):
-    """Metadata a site attaches to every training result (DXO meta)."""
+class Use(StrEnum):
+    COMBINE = "combine"
+    REPORT = "report"
 
-    N_SAMPLES = "n_samples"  # local training examples n_k (FedAvg / FedNova weight p_k = n_k / sum n)
-    LOCAL_STEPS = "local_steps"  # optimiser steps tau_k taken this round
-    NORMALISER = "fednova_a"  # FedNova normaliser a_k of the local optimiser
-    TRAIN_LOSS = "train_loss"  # mean training loss over the round's local steps
-    TRAIN_SECONDS = "train_seconds"  # wall time of local training (for orchestration-overhead reports)
-    # evaluation of the *received* global model on the site's local test split, before training
-    VAL_METRIC = "val_metric"  # name of the per-example metric: "accuracy", "dice"
-    VAL_N = "val_n"  # test examples
-    VAL_SCORE_SUM = "val_score_sum"  # sum of the per-example metric (correct predictions, Dice)
+
+class Release(StrEnum):
+    EXACT = "exact"
+    COARSEN = "coarsen"
+    DROP = "drop"
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    key: str
+    kind: type  # int, float or str
+    use: Use
+    release: Release
+    doc: str
+
+
+FIELDS: dict[str, FieldSpec] = {
+    s.key: s
+    for s in (
+        FieldSpec("n_samples", int, Use.COMBINE, Release.COARSEN,
+                  "local training examples n_k (> 0); FedAvg and FedNova weight p_k = n_k / sum n"),
+        FieldSpec("local_steps", int, Use.COMBINE, Release.EXACT, "optimiser steps tau_k this round (>= 1; FedNova)"),
+        FieldSpec("fednova_a", float, Use.COMBINE, Release.EXACT, "FedNova normaliser a_k of the local optimiser (> 0)"),
+        FieldSpec("train_loss", float, Use.REPORT, Release.DROP, "mean data loss over the round's local steps"),
+        FieldSpec("train_seconds", float, Use.REPORT, Release.DROP, "wall time of local training"),
+        FieldSpec("val_metric", str, Use.REPORT, Release.DROP, "name of the per-example metric: accuracy, dice"),
+        FieldSpec("val_n", int, Use.REPORT, Release.COARSEN, "test examples the received model was scored on"),
+        FieldSpec("val_score_sum", float, Use.REPORT, Release.COARSEN, "sum of the per-example metric over them"),
+        FieldSpec("val_loss", float, Use.REPORT, Release.DROP, "the received model's mean loss on them"),
+    )
+}
+
+
+class ResultMeta(StrEnum):
+    """The meta keys of :data:`FIELDS`, for code that names one field."""
+
+    N_SAMPLES = "n_samples"
+    LOCAL_STEPS = "local_steps"
+    NORMALISER = "fednova_a"
+    TRAIN_LOSS = "train_loss"
+    TRAIN_SECONDS = "train_seconds"
+    VAL_METRIC = "val_metric"
+    VAL_N = "val_n"
+    VAL_SCORE_SUM = "val_score_sum"
     VAL_LOSS = "val_loss"
+
+
+@dataclass(frozen=True)
+class SiteResult:
+    """What a site reports with its update. ``None``: not reported. ``missing``: reporting fields
+    that were absent or malformed when this result was read (empty for a freshly written one)."""
+
+    n_samples: int
+    local_steps: int | None = None
+    fednova_a: float | None = None
+    train_loss: float | None = None
+    train_seconds: float | None = None
+    val_metric: str | None = None
+    val_n: int | None = None
+    val_score_sum: float | None = None
+    val_loss: float | None = None
+    missing: tuple[str, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if f.name in FIELDS:
+                value = getattr(self, f.name)
+                if value is not None:
+                    object.__setattr__(self, f.name, _parse(FIELDS[f.name], value))
+        if self.n_samples is None or self.n_samples <= 0:
+            raise ValueError(f"n_samples = {self.n_samples!r} must be a positive integer")
+
+    def to_meta(self) -> dict:
+        """The DXO meta entries of this result (fields that are ``None`` are left out)."""
+        return {k: getattr(self, k) for k in FIELDS if getattr(self, k) is not None}
+
+
+def _parse(spec: FieldSpec, value):
+    """``value`` as ``spec.kind``; ValueError saying what is wrong with it."""
+    if spec.kind is str:
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{spec.key!r} = {value!r} must be a non-empty string")
+        return value
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
+        raise ValueError(f"{spec.key!r} = {value!r} is not a finite number")
+    if spec.kind is int:
+        if value != int(value):
+            raise ValueError(f"{spec.key!r} = {value!r} is not a whole number")
+        return int(value)
+    return float(value)
+
+
+def read_result(site: str, meta: Mapping) -> SiteResult:
+    """The :class:`SiteResult` in a result's meta.
+
+    Raises ValueError naming the site, field and value for a missing or malformed ``combine``
+    field that is present (or a missing ``n_samples``); a missing or malformed ``report`` field
+    becomes ``None`` and is listed in ``missing``.
+    """
+    values, missing = {}, []
+    for key, spec in FIELDS.items():
+        if key not in meta:
+            if spec.use == Use.REPORT:
+                missing.append(key)
+            continue
+        try:
+            values[key] = _parse(spec, meta[key])
+        except ValueError as e:
+            if spec.use == Use.COMBINE:
+                raise ValueError(f"result from {site}: meta field {e}") from None
+            missing.append(key)
+    if "n_samples" not in values:
+        raise ValueError(f"result from {site} lacks meta field 'n_samples'")
+    try:
+        return SiteResult(**values, missing=tuple(missing))
+    except ValueError as e:
+        raise ValueError(f"result from {site}: meta field {e}") from None

@@ -11,6 +11,8 @@ from conftest import JOBS
 from consortium.cli.job_check import check_job
 from consortium.cli.kits import ConfigurationError
 
+SITES = ["cleveland", "hungary", "switzerland", "va-long-beach"]
+
 
 @pytest.fixture
 def job(tmp_path):
@@ -27,7 +29,7 @@ def _edit(path, change):
 
 @pytest.mark.parametrize("name", ["heart_fedavg", "heart_fedprox", "heart_fednova"])
 def test_shipped_jobs_are_valid(name):
-    assert check_job(JOBS / name, consortium_size=4)["name"] == name
+    assert check_job(JOBS / name, sites=SITES)["name"] == name
 
 
 def test_missing_config_file_is_named(job):
@@ -60,10 +62,23 @@ def test_min_clients_larger_than_consortium_is_refused(job):
     server = job / "app" / "config" / "config_fed_server.json"
     _edit(server, lambda d: d["workflows"][1]["args"].update(min_clients=5))
     with pytest.raises(ConfigurationError, match=r"workflows\[1\]\.args\.min_clients = 5 is larger than the consortium \(4 sites\)"):
-        check_job(job, consortium_size=4)
+        check_job(job, sites=SITES)
 
 
 def test_job_carrying_code_is_refused(job):
     (job / "app" / "custom").mkdir()
     with pytest.raises(ConfigurationError, match="jobs carry no code"):
         check_job(job)
+
+
+def test_site_epochs_naming_a_site_outside_the_consortium_is_refused(job):
+    client = job / "app" / "config" / "config_fed_client.json"
+    _edit(client, lambda d: d["executors"][0]["executor"]["args"].update(site_epochs={"clevland": 5, "hungary": 3}))
+    with pytest.raises(ConfigurationError, match=r"executors\[0\]\.executor\.args\.site_epochs names \['clevland'\]"):
+        check_job(job, sites=SITES)
+
+
+def test_site_epochs_of_consortium_sites_pass(job):
+    client = job / "app" / "config" / "config_fed_client.json"
+    _edit(client, lambda d: d["executors"][0]["executor"]["args"].update(site_epochs={"cleveland": 5}))
+    assert check_job(job, sites=SITES)["name"] == "heart_fedavg"

@@ -45,9 +45,11 @@ def test_up_refuses_to_reuse_a_running_consortium(poc_consortium, project):
 def test_fedprox_job_through_admin_api_completes_all_rounds(poc_consortium, tmp_path):
     lines: list[str] = []
     folder = submit_and_follow(poc_consortium, JOBS / "heart_fedprox", tmp_path / "results", echo=lines.append)
+    assert not list((JOBS / "heart_fedprox").rglob(".__nvfl_*")), "submission signed the job folder in place"
     results = load_results(folder)
     assert list(results.rounds["round"]) == list(range(30))
     assert (results.rounds["sites"] == 4).all()
+    assert results.rounds["contributors"].iloc[-1] == sorted(SITES) and results.rounds["rejected"].iloc[-1] == {}
     assert sum(line.startswith("round") for line in lines) == 30
     assert set(results.scores.index) == {"cleveland", "hungary", "switzerland", "va-long-beach"}
     assert results.final_pooled_score >= 0.78
@@ -82,13 +84,14 @@ def test_segmentation_job_with_site_generated_data_completes(poc_consortium, tmp
     assert "site_va-long-beach.png" in (folder / "report.md").read_text()
 
 
-def test_admin_console_submits_and_lists_a_job(poc_consortium):
+def test_admin_console_submits_and_lists_a_job(poc_consortium, tmp_path):
+    job = Path(shutil.copytree(JOBS / "heart_fedavg", tmp_path / "heart_fedavg"))  # FLARE signs it in place
     kit = poc_consortium.admin_kit
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
     console = pexpect.spawn("bash", [str(kit / "startup" / "fl_admin.sh")], env=env, encoding="utf-8", timeout=60)
     try:
         console.expect(">")
-        console.sendline(f"submit_job {JOBS / 'heart_fedavg'}")
+        console.sendline(f"submit_job {job}")
         console.expect(r"Submitted job: ([0-9a-f-]{36})")
         job_id = console.match.group(1)
         console.expect(">")

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from consortium.data.imaging import ScannerProfile, generate_site
+from consortium.learning.loop import TrainConfig, get_weights
 from consortium.learning.segmentation import SegmentationUNet, build_unet, dice_scores, predict, train_segmentation
-from consortium.learning.tabular import TrainConfig, get_weights
 
 
 @pytest.fixture(scope="module")

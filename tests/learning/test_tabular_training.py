@@ -6,15 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from consortium.learning.tabular import (
-    MLP,
-    LogisticRegression,
-    TrainConfig,
-    evaluate,
-    get_weights,
-    set_weights,
-    train_local,
-)
+from consortium.learning.loop import TrainConfig, get_weights, set_weights
+from consortium.learning.tabular import MLP, LogisticRegression, evaluate, train_local
 
 
 @pytest.fixture

@@ -1,23 +1,20 @@
-"""What the server reports about one round: sites heard from, mean training loss, pooled score.
+"""What the server records about one round: who contributed, who was rejected and why, what was
+missing, mean training loss and pooled score.
 
 The pooled score is that of the round's *received* global model on the union of the sites' test
 splits: ``sum_k score_sum_k / sum_k n_k``, the per-example metric (accuracy, Dice) averaged over
-every test example of every site -- each site shares only two numbers.
+every test example of every site -- each site shares only two numbers. Sites that did not report
+a field (a privacy policy may drop reporting fields) are left out of the statistic that needs it
+and listed under ``incomplete``; their updates are still combined.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 
-
-@dataclass(frozen=True)
-class SiteRoundReport:
-    site: str
-    n_samples: int
-    train_loss: float
-    val_n: int
-    val_score_sum: float
+from consortium.protocol import SiteResult
 
 
 @dataclass(frozen=True)
@@ -27,28 +24,48 @@ class RoundSummary:
     mean_train_loss: float
     pooled_score: float
     metric: str = "accuracy"
+    contributors: list[str] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)  # site -> reason
+    incomplete: dict[str, list[str]] = field(default_factory=dict)  # site -> reporting fields it lacked
+    max_train_seconds: float | None = None  # the slowest site's local training time
+    local_steps: dict[str, int] = field(default_factory=dict)
+    finished_at: float | None = None  # wall-clock time the round's update was made
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def line(self, total_sites: int | None = None) -> str:
         of = f"/{total_sites}" if total_sites else ""
-        return (
-            f"round {self.round:3d}  sites {self.sites}{of}  mean loss {self.mean_train_loss:.4f}  "
-            f"pooled {self.metric} {self.pooled_score:.3f}"
-        )
+        text = (f"round {self.round:3d}  sites {self.sites}{of}  mean loss {self.mean_train_loss:.4f}  "
+                f"pooled {self.metric} {self.pooled_score:.3f}")
+        if self.rejected:
+            text += "  rejected: " + "; ".join(f"{s} ({r})" for s, r in sorted(self.rejected.items()))
+        if self.incomplete:
+            text += "  incomplete: " + ", ".join(sorted(self.incomplete))
+        return text
 
 
-def summarise_round(round_number: int, reports: Sequence[SiteRoundReport], metric: str = "accuracy") -> RoundSummary:
-    """Sample-weighted mean training loss and pooled score over the sites that reported."""
-    if not reports:
-        raise ValueError(f"round {round_number}: no site reports to summarise")
-    n = sum(r.n_samples for r in reports)
-    val_n = sum(r.val_n for r in reports)
+def summarise_round(round_number: int, results: Mapping[str, SiteResult], rejected: Mapping[str, str] | None = None,
+                    finished_at: float | None = None) -> RoundSummary:
+    """Sample-weighted mean training loss and pooled score over the sites that reported them."""
+    if not results:
+        raise ValueError(f"round {round_number}: no site results to summarise")
+    with_loss = [r for r in results.values() if r.train_loss is not None]
+    with_val = [r for r in results.values() if r.val_n is not None and r.val_score_sum is not None]
+    n = sum(r.n_samples for r in with_loss)
+    val_n = sum(r.val_n for r in with_val)
+    metrics = {r.val_metric for r in results.values() if r.val_metric is not None}
+    seconds = [r.train_seconds for r in results.values() if r.train_seconds is not None]
     return RoundSummary(
         round=round_number,
-        sites=len(reports),
-        mean_train_loss=sum(r.train_loss * r.n_samples for r in reports) / n,
-        pooled_score=sum(r.val_score_sum for r in reports) / val_n if val_n else float("nan"),
-        metric=metric,
+        sites=len(results),
+        mean_train_loss=sum(r.train_loss * r.n_samples for r in with_loss) / n if n else math.nan,
+        pooled_score=sum(r.val_score_sum for r in with_val) / val_n if val_n else math.nan,
+        metric=metrics.pop() if len(metrics) == 1 else "score",
+        contributors=sorted(results),
+        rejected=dict(sorted((rejected or {}).items())),
+        incomplete={s: list(r.missing) for s, r in sorted(results.items()) if r.missing},
+        max_train_seconds=max(seconds, default=None),
+        local_steps={s: r.local_steps for s, r in sorted(results.items()) if r.local_steps is not None},
+        finished_at=finished_at,
     )

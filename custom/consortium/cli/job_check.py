@@ -1,5 +1,6 @@
 """Check a FLARE job folder before it is submitted: files present, JSON valid, every component
-class importable, no bring-your-own-code, and min_clients no larger than the consortium.
+class importable, no bring-your-own-code, min_clients no larger than the consortium, and every
+site an executor's ``site_epochs`` names a site of the consortium.
 
 Every problem names the file, the field and the value.
 """
@@ -7,7 +8,7 @@ Every problem names the file, the field and the value.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from consortium.cli.kits import ConfigurationError, read_json
@@ -48,8 +49,16 @@ def _min_clients(node, where: str) -> Iterator[tuple[str, int]]:
             yield from _min_clients(v, f"{where}[{i}]")
 
 
-def check_job(job: Path | str, consortium_size: int | None = None) -> dict:
-    """Validate ``job``; returns its meta.json. Raises ConfigurationError on the first problem."""
+def _site_epochs(config: dict) -> Iterator[tuple[str, object]]:
+    for i, entry in enumerate(config.get("executors") or []):
+        args = (entry.get("executor") or {}).get("args") if isinstance(entry, dict) else None
+        if isinstance(args, dict) and "site_epochs" in args:
+            yield f"executors[{i}].executor.args.site_epochs", args["site_epochs"]
+
+
+def check_job(job: Path | str, sites: Sequence[str] | None = None) -> dict:
+    """Validate ``job`` against a consortium of ``sites`` (None: skip the checks that need them);
+    returns its meta.json. Raises ConfigurationError on the first problem."""
     job = Path(job)
     if not job.is_dir():
         raise ConfigurationError(f"{job}: job folder not found")
@@ -71,9 +80,16 @@ def check_job(job: Path | str, consortium_size: int | None = None) -> dict:
                 except (ImportError, AttributeError) as e:
                     raise ConfigurationError(f"{path}: field {where}.path = {cls!r} names no importable class ({e})") from e
             counts += [(f"{path.name}: {w}", v) for w, v in _min_clients(config, "")]
+            for where, value in _site_epochs(config):
+                if not isinstance(value, dict):
+                    raise ConfigurationError(f"{path}: field {where} = {value!r} must map site names to epochs")
+                unknown = sorted(set(value) - set(sites)) if sites is not None else []
+                if unknown:
+                    raise ConfigurationError(f"{path}: field {where} names {unknown}, not sites of this consortium "
+                                             f"{sorted(sites)}")
     for where, value in counts:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigurationError(f"{job}: {where} = {value!r} must be a positive integer")
-        if consortium_size is not None and value > consortium_size:
-            raise ConfigurationError(f"{job}: {where} = {value} is larger than the consortium ({consortium_size} sites)")
+        if sites is not None and value > len(sites):
+            raise ConfigurationError(f"{job}: {where} = {value} is larger than the consortium ({len(sites)} sites)")
     return meta

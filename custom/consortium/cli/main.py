@@ -116,7 +116,7 @@ def simulate(job: Path, workspace: Path, project: Project, threads: int, profile
     from consortium.cli.site_data import prepare_imaging
     from consortium.flare.segmentation_executor import SITE_DATA_ROOT_ENV
 
-    check_job(job, consortium_size=len(project.clients))
+    check_job(job, sites=project.clients)
     simulator_workspace_policies(project, workspace)
     env = dict(os.environ)
     if profiles is not None and profiles.is_file():  # the simulator wipes site workspaces: data beside it
@@ -154,7 +154,7 @@ def run(args) -> int:
     elif args.command == "validate":
         from consortium.cli.job_check import check_job
 
-        meta = check_job(args.job, consortium_size=len(Project.load(args.project).clients))
+        meta = check_job(args.job, sites=Project.load(args.project).clients)
         print(f"{args.job}: ok ({meta.get('name', args.job.name)})")
     elif args.command == "submit":
         from consortium.cli.submit import submit_and_follow

@@ -23,10 +23,12 @@ from nvflare.apis.fl_context import FLContext
 
 from consortium.data.imaging import DEFAULT_TEST_FRACTION, load_site_data, site_split
 from consortium.flare.site_executor import Score, SiteExecutor
+from consortium.learning.loop import TrainConfig, get_weights
 from consortium.learning.segmentation import SegmentationUNet, dice_scores, predict, train_segmentation
-from consortium.learning.tabular import TrainConfig, get_weights
+from consortium.learning.settings import LocalTrainingSettings
 
 SITE_DATA_ROOT_ENV = "CONSORTIUM_SITE_DATA_ROOT"
+TRAINING_DEFAULTS = {"lr": 0.1, "momentum": 0.9}
 
 
 class SegmentationExecutor(SiteExecutor):
@@ -35,33 +37,27 @@ class SegmentationExecutor(SiteExecutor):
     def __init__(
         self,
         model_args: dict | None = None,
-        epochs: int = 1,
-        site_epochs: dict | None = None,
-        lr: float = 0.1,
-        batch_size: int = 8,
-        momentum: float = 0.9,
-        fedprox_mu: float | None = None,
-        seed: int = 0,
         data_dir: str = "data/imaging",
         test_fraction: float = DEFAULT_TEST_FRACTION,
         train_local_only: bool = True,
         log_writer_id: str | None = "log_writer",
+        **training,
     ) -> None:
         """Args:
         model_args: arguments of :class:`consortium.learning.segmentation.SegmentationUNet`
             (must match the server persistor's).
-        epochs, site_epochs, lr, batch_size, momentum, fedprox_mu, seed: as for every executor.
         data_dir: the site's imaging folder (images.npz + profile.json); relative to the site's
             workspace.
         test_fraction: share of the site's images held out for evaluation (fixed split).
         train_local_only: also train a local-only baseline for cross-site evaluation.
         log_writer_id: component id of a FLARE LogWriter (e.g. TBWriter); None to not track.
+        **training: :class:`~consortium.learning.settings.LocalTrainingSettings`; here lr defaults
+            to 0.1 and momentum to 0.9.
         """
         if not 0 < test_fraction < 1:
             raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
         self.model_args = dict(model_args or {})
-        super().__init__(SegmentationUNet(**self.model_args), epochs, site_epochs, lr, batch_size, momentum, fedprox_mu,
-                         seed)
+        super().__init__(SegmentationUNet(**self.model_args), LocalTrainingSettings.from_args(training, TRAINING_DEFAULTS))
         self.data_dir = data_dir
         self.test_fraction = test_fraction
         self.local_only = SegmentationUNet(**self.model_args) if train_local_only else None
@@ -71,6 +67,7 @@ class SegmentationExecutor(SiteExecutor):
         self.test: tuple[np.ndarray, np.ndarray] | None = None
 
     def handle_event(self, event_type: str, fl_ctx: FLContext) -> None:
+        super().handle_event(event_type, fl_ctx)
         if event_type == EventType.START_RUN and self.log_writer_id:
             self.writer = fl_ctx.get_engine().get_component(self.log_writer_id)
             if self.writer is None:
@@ -93,8 +90,8 @@ class SegmentationExecutor(SiteExecutor):
             self.log_info(fl_ctx, f"loaded {len(self.train[0])} train / {len(self.test[0])} test images from {folder}")
         return len(self.train[0])
 
-    def fit(self, model, config: TrainConfig, seed: int, proximal, fl_ctx: FLContext):
-        return train_segmentation(model, *self.train, config, seed=seed, proximal=proximal)
+    def fit(self, model, config: TrainConfig, seed: int, fedprox_mu: float | None, fl_ctx: FLContext):
+        return train_segmentation(model, *self.train, config, seed=seed, fedprox_mu=fedprox_mu)
 
     def score(self, model, fl_ctx: FLContext) -> Score:
         images, masks = self.test

@@ -22,7 +22,9 @@ from nvflare.apis.shareable import Shareable, make_reply
 from consortium.data.heart_disease import SiteSplit, load_centre
 from consortium.data.standardisation import Standardiser, local_moments
 from consortium.flare.site_executor import Score, SiteExecutor
-from consortium.learning.tabular import TrainConfig, evaluate, train_local
+from consortium.learning.loop import TrainConfig
+from consortium.learning.settings import LocalTrainingSettings
+from consortium.learning.tabular import evaluate, train_local
 from consortium.protocol import Task
 
 
@@ -41,27 +43,18 @@ class TabularExecutor(SiteExecutor):
         self,
         model_path: str = "consortium.learning.tabular.LogisticRegression",
         model_args: dict | None = None,
-        epochs: int = 1,
-        site_epochs: dict | None = None,
-        lr: float = 0.05,
-        batch_size: int = 8,
-        momentum: float = 0.0,
-        fedprox_mu: float | None = None,
-        seed: int = 0,
         centre: str | None = None,
         data_path: str | None = None,
+        **training,
     ) -> None:
         """Args:
         model_path / model_args: the model class (must match the server persistor's).
-        epochs: local epochs per round; ``site_epochs`` maps a site name to its own count.
-        lr, batch_size, momentum: local SGD settings.
-        fedprox_mu: FedProx coefficient; None for plain FedAvg, 0 is accepted with a warning.
-        seed: base seed; each (round, site) derives its own shuffling seed from it.
         centre / data_path: which heart-disease centre this site is (default: the site's name)
             and an optional path to its ``processed.*.data`` file (default: the packaged one).
+        **training: :class:`~consortium.learning.settings.LocalTrainingSettings` (epochs,
+            site_epochs, lr, batch_size, momentum, fedprox_mu, seed).
         """
-        super().__init__(build_model(model_path, model_args or {}), epochs, site_epochs, lr, batch_size, momentum,
-                         fedprox_mu, seed)
+        super().__init__(build_model(model_path, model_args or {}), LocalTrainingSettings.from_args(training))
         self.centre = centre
         self.data_path = data_path
         self.data: SiteSplit | None = None
@@ -81,9 +74,9 @@ class TabularExecutor(SiteExecutor):
         d = self.data
         return self.standardiser(d.x_train), d.y_train, self.standardiser(d.x_test), d.y_test
 
-    def fit(self, model, config: TrainConfig, seed: int, proximal, fl_ctx: FLContext):
+    def fit(self, model, config: TrainConfig, seed: int, fedprox_mu: float | None, fl_ctx: FLContext):
         x_train, y_train, _, _ = self._scaled(fl_ctx)
-        return train_local(model, x_train, y_train, config, seed=seed, proximal=proximal)
+        return train_local(model, x_train, y_train, config, seed=seed, fedprox_mu=fedprox_mu)
 
     def score(self, model, fl_ctx: FLContext) -> Score:
         _, _, x_test, y_test = self._scaled(fl_ctx)

@@ -2,18 +2,16 @@
 
 Images are scaled per image to [0, 1] by MONAI's ``ScaleIntensity`` and batched by MONAI's
 ``DataLoader``; the network is ``monai.networks.nets.UNet`` with instance normalisation. The
-FedProx term is passed in as a callable (see :mod:`consortium.learning.tabular`).
+optimisation is the shared loop of :mod:`consortium.learning.loop` (FedProx as its proximal term).
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-from consortium.learning.tabular import TrainConfig, TrainResult, run_sgd, seeded
+from consortium.learning.loop import TrainConfig, TrainResult, seeded, train_with_sgd
 
 
 def build_unet(dims: int = 2, channels: tuple[int, ...] = (8, 16, 32, 64), num_res_units: int = 0,
@@ -48,15 +46,16 @@ def _loader(images: np.ndarray, masks: np.ndarray, batch_size: int, shuffle: boo
 
 
 def train_segmentation(model: nn.Module, images: np.ndarray, masks: np.ndarray, config: TrainConfig, seed: int,
-                       proximal: Callable[[nn.Module], torch.Tensor] | None = None) -> TrainResult:
-    """SGD on MONAI's Dice loss (sigmoid outputs) for ``config.epochs`` epochs; in place."""
+                       fedprox_mu: float | None = None) -> TrainResult:
+    """SGD on MONAI's Dice loss (sigmoid outputs) for ``config.epochs`` epochs, with FedProx's
+    term when ``fedprox_mu`` is set; in place."""
     from monai.losses import DiceLoss
 
     if len(images) == 0:
         raise ValueError("train_segmentation got no training images")
     with seeded(seed):
-        return run_sgd(model, lambda epoch: _loader(images, masks, config.batch_size, True, seed + epoch),
-                       DiceLoss(sigmoid=True), config, proximal)
+        return train_with_sgd(model, lambda epoch: _loader(images, masks, config.batch_size, True, seed + epoch),
+                              DiceLoss(sigmoid=True), config, fedprox_mu)
 
 
 @torch.no_grad()

@@ -1,0 +1,110 @@
+"""The one aggregator every consortium job uses with ScatterAndGather: a thin adapter that reads a
+result through :mod:`consortium.flare.result_io`, hands it to a
+:class:`~consortium.aggregation.round.RoundAggregation` configured from the job's JSON, and
+publishes the round's update and record.
+
+The record (:class:`~consortium.aggregation.round_summary.RoundSummary`: contributors, rejections
+with reasons, incomplete reports, loss, pooled score) is logged and announced with the event
+:data:`ROUND_RECORD_EVENT` (the dict in the FLContext property :data:`ROUND_RECORD_PROP`); writing
+it anywhere is a listener's job (:class:`consortium.flare.progress_writer.RoundProgressWriter`),
+so an I/O error there cannot fail a round.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from nvflare.apis.dxo import DXO, DataKind
+from nvflare.apis.fl_constant import ReturnCode
+from nvflare.apis.fl_context import FLContext
+from nvflare.apis.shareable import Shareable
+from nvflare.app_common.abstract.aggregator import Aggregator
+from nvflare.app_common.abstract.model import ModelLearnableKey
+from nvflare.app_common.app_constant import AppConstants
+
+from consortium.aggregation.checks import DEFAULT_CHECKS, NormBound
+from consortium.aggregation.fednova import TauEff
+from consortium.aggregation.round import RoundAggregation
+from consortium.aggregation.server_step import make_server_step
+from consortium.aggregation.weighting import make_weighting
+from consortium.flare.result_io import read_shareable, site_of
+
+ROUND_RECORD_EVENT = "consortium.round_record"
+ROUND_RECORD_PROP = "consortium.round_record"
+
+
+@dataclass(frozen=True)
+class AggregatorConfig:
+    """Args (the aggregator's JSON ``args``, one to one):
+    algorithm: "fedavg" (weights n_k) or "fednova" (n_k / a_k, then tau_eff).
+    tau_eff: FedNova's "normalisers" (sum p_k a_k, the paper) or "steps" (sum p_k tau_k).
+    server_momentum: beta of heavy-ball momentum on the server (0: none).
+    min_accepted: fewer accepted results than this fails the round instead of publishing a model
+        built from too few sites (ScatterAndGather counts rejected results as responses).
+    max_update_norm: reject an update whose L2 norm exceeds this (None: no bound).
+    """
+
+    algorithm: str = "fedavg"
+    tau_eff: str = TauEff.NORMALISERS.value
+    server_momentum: float = 0.0
+    min_accepted: int = 1
+    max_update_norm: float | None = None
+
+    def build(self) -> RoundAggregation:
+        checks = DEFAULT_CHECKS + ((NormBound(self.max_update_norm),) if self.max_update_norm is not None else ())
+        return RoundAggregation(make_weighting(self.algorithm, self.tau_eff), checks=checks,
+                                step=make_server_step(self.server_momentum), min_accepted=self.min_accepted)
+
+
+class RoundAggregator(Aggregator):
+    def __init__(self, algorithm: str = "fedavg", tau_eff: str = TauEff.NORMALISERS.value, server_momentum: float = 0.0,
+                 min_accepted: int = 1, max_update_norm: float | None = None) -> None:
+        """See :class:`AggregatorConfig`; every argument is checked here, when the job is built."""
+        super().__init__()
+        self.config = AggregatorConfig(algorithm, tau_eff, server_momentum, min_accepted, max_update_norm)
+        self.round = self.config.build()
+        self._round_number: int | None = None
+
+    def _current(self, fl_ctx: FLContext) -> RoundAggregation:
+        """The round in progress, started afresh (against the current global model) when FLARE's round moves on."""
+        number = fl_ctx.get_prop(AppConstants.CURRENT_ROUND)
+        if number != self._round_number:
+            model = fl_ctx.get_prop(AppConstants.GLOBAL_MODEL)
+            self.round.start(number or 0, model.get(ModelLearnableKey.WEIGHTS) if model is not None else None)
+            self._round_number = number
+        return self.round
+
+    def accept(self, shareable: Shareable, fl_ctx: FLContext) -> bool:
+        rnd = self._current(fl_ctx)
+        site = site_of(shareable)
+        if shareable.get_return_code(ReturnCode.OK) != ReturnCode.OK:
+            reason = rnd.reject(site, f"{site} returned {shareable.get_return_code()}")
+            self.log_warning(fl_ctx, f"rejected: {reason}")
+            return False
+        contributed = shareable.get_cookie(AppConstants.CONTRIBUTION_ROUND)
+        if contributed is not None and rnd.round_number is not None and contributed != rnd.round_number:
+            self.log_warning(fl_ctx, f"{site}: late result for round {contributed} (now {rnd.round_number}); discarded")
+            return False
+        try:
+            received = read_shareable(shareable)
+        except ValueError as e:
+            self.log_error(fl_ctx, f"rejected: {rnd.reject(site, str(e))}")
+            return False
+        reason = rnd.offer(received.site, received.update, received.result)
+        if reason is not None:
+            self.log_error(fl_ctx, f"rejected: {reason}")
+            return False
+        return True
+
+    def aggregate(self, fl_ctx: FLContext) -> Shareable:
+        rnd = self._current(fl_ctx)
+        self._round_number = None  # the next accept() starts the next round against the new global model
+        update, record = rnd.close(finished_at=time.time())
+        self.log_info(fl_ctx, record.line())
+        fl_ctx.set_prop(ROUND_RECORD_PROP, record.to_dict(), private=True, sticky=False)
+        self.fire_event(ROUND_RECORD_EVENT, fl_ctx)
+        return DXO(data_kind=DataKind.WEIGHT_DIFF, data=update).to_shareable()
+
+    def reset(self, fl_ctx: FLContext) -> None:
+        self._round_number = None
