@@ -42,10 +42,37 @@ def mean_std(values) -> str:
     return f"{np.mean(values):.3f} ± {np.std(values):.3f}"
 
 
+def provenance() -> list[str]:
+    """Which commit, package versions, machine and command made a result."""
+    import os
+    import platform
+    import subprocess
+    import sys
+    import time
+    from importlib.metadata import PackageNotFoundError, version
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+    dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""
+    versions = []
+    for pkg in ("nvflare", "torch", "monai", "tenseal", "opacus", "numpy"):
+        try:
+            versions.append(f"{pkg} {version(pkg)}")
+        except PackageNotFoundError:
+            pass
+    command = " ".join([os.path.relpath(sys.executable, REPO) if sys.executable.startswith(str(REPO)) else "python",
+                        *[os.path.relpath(a, REPO) if a.startswith(str(REPO)) else a for a in sys.argv]])
+    return ["", "---", f"Made by `{command}` at commit {git('rev-parse', '--short', 'HEAD')}{dirty}, "
+            f"{time.strftime('%Y-%m-%d')}, on {os.cpu_count()} CPU cores ({platform.machine()}), "
+            f"Python {platform.python_version()}, {', '.join(versions)}."]
+
+
 def write_table(name: str, lines: list[str]) -> Path:
-    """Write a result table to benchmarks/results/NAME and print it."""
+    """Write a result table to benchmarks/results/NAME, with its provenance, and print it."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / name
-    path.write_text("\n".join(lines))
+    lines = [*lines, *provenance()]
+    path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return path

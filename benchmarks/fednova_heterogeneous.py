@@ -24,7 +24,6 @@ from consortium.reporting import load_results
 
 SEEDS = range(5)
 TARGET = 0.78
-FEDAVG = "consortium.flare.weighted_mean_aggregator.WeightedMeanAggregator"
 
 
 def _variant(algo: str, seed: int, dst: Path) -> Path:
@@ -32,7 +31,7 @@ def _variant(algo: str, seed: int, dst: Path) -> Path:
         c["components"][0]["args"]["model"]["args"]["init_seed"] = seed
         if algo != "FedNova":
             agg = next(x for x in c["components"] if x["id"] == "aggregator")
-            agg["path"], agg["args"] = FEDAVG, {}
+            agg["args"] = {"algorithm": "fedavg"}
 
     def client(c):
         executor_args(c).update(seed=seed)
