@@ -66,6 +66,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--compare", nargs=2, type=Path, default=None)
     ap.add_argument("--table", default=None, help="with --compare: write the comparison to benchmarks/results/TABLE")
+    ap.add_argument("--note", action="append", default=[], help="with --table: a line of explanation (repeatable)")
     args = ap.parse_args()
     if args.compare:
         lines = compare(*(json.loads(p.read_text()) for p in args.compare))
@@ -76,7 +77,8 @@ def main() -> int:
             write_table(args.table, [f"# Job fingerprints: {args.compare[0].name} vs {args.compare[1].name}", "",
                                      "Every round's mean training loss and pooled score and the final cross-site table,",
                                      "shipped jobs in FLARE's simulator, same seeds; largest absolute difference per job.",
-                                     "", *[f"- {line}" for line in lines]])
+                                     "Each fingerprint file was made by `job_fingerprints.py --out FILE` at the commit its",
+                                     "name gives.", "", *[f"- {line}" for line in lines], *([""] + args.note if args.note else [])])
         else:
             print("\n".join(lines))
         return 0
