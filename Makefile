@@ -33,5 +33,6 @@ bench: venv
 lint: venv
 	$(BIN)/ruff check custom tests benchmarks
 
+# generated state only: benchmarks/results/ holds committed results
 clean:
-	rm -rf results benchmarks/results poc_workspace/state
+	rm -rf results poc_workspace/state

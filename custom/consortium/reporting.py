@@ -11,6 +11,7 @@ imaging executor's local-only baseline, the tabular executor's last local update
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +60,8 @@ def _job_name(folder: Path) -> str:
 
 def load_results(folder: Path | str) -> JobResults:
     folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: job result folder not found")
     ws = _workspace(folder)
     progress = ws / PROGRESS_FILE
     if not progress.is_file():
@@ -89,6 +92,7 @@ def plot_learning_curve(results: JobResults, path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax1 = plt.subplots(figsize=(7, 4))
     r = results.rounds
@@ -99,7 +103,8 @@ def plot_learning_curve(results: JobResults, path: Path) -> Path:
     ax2 = ax1.twinx()
     ax2.plot(r["round"], r["mean_train_loss"], color="tab:red")
     ax2.set_ylabel("mean local training loss", color="tab:red")
-    ax1.set_title(f"{results.name}: final pooled {results.metric} {results.final_pooled_score:.3f}")
+    ax1.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax1.set_title(f"{results.name}\nfinal pooled {results.metric} {results.final_pooled_score:.3f}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -147,7 +152,8 @@ def print_table(results: JobResults, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    # not a terminal (a log file, a pipe): rich would cut the table to 80 columns
+    console = console or (Console() if sys.stdout.isatty() else Console(width=240))
     table = Table(title=f"{results.name}: final pooled {results.metric} {results.final_pooled_score:.3f}")
     table.add_column("data site")
     table.add_column("test examples", justify="right")

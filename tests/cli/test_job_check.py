@@ -82,3 +82,35 @@ def test_site_epochs_of_consortium_sites_pass(job):
     client = job / "app" / "config" / "config_fed_client.json"
     _edit(client, lambda d: d["executors"][0]["executor"]["args"].update(site_epochs={"cleveland": 5}))
     assert check_job(job, sites=SITES)["name"] == "heart_fedavg"
+
+
+@pytest.fixture(scope="module")
+def allowed():
+    from conftest import PROJECT_FILE
+    from consortium.cli.job_check import AllowList
+    from consortium.cli.kits import Project
+
+    return AllowList.of_project(Project.load(PROJECT_FILE))
+
+
+@pytest.mark.parametrize("name", ["heart_fedavg", "heart_fedprox", "heart_fednova", "seg_fedavg", "seg_fedprox", "seg_fednova"])
+def test_shipped_jobs_use_only_allowed_classes(name, allowed):
+    check_job(JOBS / name, sites=SITES, allowed=allowed)
+
+
+def test_an_executor_outside_the_allow_list_is_refused_naming_it_and_the_list(job, allowed):
+    client = job / "app" / "config" / "config_fed_client.json"
+    _edit(client, lambda d: d["executors"][0]["executor"].update(path="os.system"))
+    with pytest.raises(ConfigurationError, match=r"executors\[0\]\.executor\.path = 'os\.system' is not on the consortium's class "
+                                                 r"allow-list \(.*class_allow_list\.json\)"):
+        check_job(job, sites=SITES, allowed=allowed)
+
+
+def test_allow_list_prefixes_follow_flare():
+    from consortium.cli.job_check import AllowList
+
+    allowed = AllowList(None, ("consortium.", "nvflare.app_opt.pt.file_model_persistor.PTFileModelPersistor"))
+    assert allowed.admits("consortium.flare.round_aggregator.RoundAggregator")
+    assert allowed.admits("nvflare.app_opt.pt.file_model_persistor.PTFileModelPersistor")
+    assert not allowed.admits("consortiumx.Evil")
+    assert not allowed.admits("nvflare.app_opt.pt.file_model_persistor.PTFileModelPersistorX")

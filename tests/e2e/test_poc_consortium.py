@@ -3,19 +3,23 @@ through the admin console."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shutil
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pexpect
+import psutil
 import pytest
 
 from conftest import JOBS
 from consortium.cli import poc
 from consortium.cli.main import report
+from consortium.cli.poc_processes import process_tree
 from consortium.cli.submit import submit_and_follow
 from consortium.reporting import load_results, write_report
 
@@ -106,6 +110,7 @@ def test_admin_console_submits_and_lists_a_job(poc_consortium, tmp_path):
         console.expect(pexpect.EOF)
     finally:
         console.close(force=True)
+    assert not list(JOBS.rglob(".__nvfl_*")), "a submission signed jobs/ in place"
     sess = poc.admin_session(poc_consortium)
     try:
         deadline = time.monotonic() + 60
@@ -114,3 +119,68 @@ def test_admin_console_submits_and_lists_a_job(poc_consortium, tmp_path):
         assert sess.get_job_meta(job_id)["status"].startswith("FINISHED")
     finally:
         sess.close()
+
+
+def test_poc_listens_on_loopback_only(poc_consortium):
+    tree = process_tree(poc_consortium.procs)
+    listening = [c.laddr for p in tree for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+
+    assert listening, "the POC server listens nowhere?"
+    assert all(ipaddress.ip_address(a.ip).is_loopback for a in listening), listening
+
+
+def test_a_failed_job_names_only_log_files_that_exist(poc_consortium, tmp_path):
+    job = tmp_path / "heart_fedavg"
+    shutil.copytree(JOBS / "heart_fedavg", job)
+    client = job / "app" / "config" / "config_fed_client.json"
+    config = json.loads(client.read_text())
+    config["executors"][0]["executor"]["args"]["data_path"] = str(tmp_path / "no-such-file.data")
+    client.write_text(json.dumps(config))
+
+    with pytest.raises(poc.PocError) as err:
+        submit_and_follow(poc_consortium, job, tmp_path / "results", timeout=180, echo=lambda _: None)
+
+    text = str(err.value)
+    assert "ended with status FINISHED:" in text and "logs: " in text
+    logs = text.split("logs: ", 1)[1].splitlines()[0].split(", ")
+    assert logs and all(Path(p).is_file() for p in logs), logs
+    assert "no-such-file.data" in text  # the first error lines say what went wrong
+
+
+# Keep last: it kills a site of the shared consortium.
+def test_a_site_that_dies_mid_job_is_named_within_30_s(poc_consortium, tmp_path):
+    job = tmp_path / "heart_fedavg"
+    shutil.copytree(JOBS / "heart_fedavg", job)
+    server = job / "app" / "config" / "config_fed_server.json"
+    config = json.loads(server.read_text())
+    next(w for w in config["workflows"] if w["id"] == "scatter_and_gather")["args"]["num_rounds"] = 2000
+    server.write_text(json.dumps(config))
+    hungary = next(p for p in poc_consortium.procs if p.site == "hungary")
+    hungary_dir = str(Path(poc_consortium.kits) / "hungary")
+    killed: dict[str, float] = {}
+
+    def kill_hungary_once_its_job_runs():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if any(hungary_dir in (p.info["cmdline"] or []) and p.pid != hungary.pid
+                   for p in psutil.process_iter(["pid", "cmdline"])):
+                time.sleep(3)  # a few rounds
+                psutil.Process(hungary.pid).kill()
+                killed["at"] = time.monotonic()
+                return
+            time.sleep(0.2)
+
+    killer = threading.Thread(target=kill_hungary_once_its_job_runs, daemon=True)
+    killer.start()
+    lines: list[str] = []
+    with pytest.raises(poc.PocError) as err:
+        submit_and_follow(poc_consortium, job, tmp_path / "results", timeout=300, echo=lines.append)
+    killer.join(5)
+
+    assert "at" in killed, "hungary's job process never appeared"
+    assert time.monotonic() - killed["at"] < 30
+    assert "site hungary stopped answering" in str(err.value)
+    assert any(line.startswith("site hungary stopped answering") for line in lines)
+    st = poc.status(Path(poc_consortium.workspace))
+    assert "hungary" not in st.get("connected_clients", [])
+    assert any(s.startswith("site hungary stopped") for s in st["stopped"])

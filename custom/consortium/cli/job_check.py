@@ -1,6 +1,7 @@
 """Check a FLARE job folder before it is submitted: files present, JSON valid, every component
-class importable, no bring-your-own-code, min_clients no larger than the consortium, and every
-site an executor's ``site_epochs`` names a site of the consortium.
+class importable and on the consortium's class allow-list (the list the kits enforce), no
+bring-your-own-code, min_clients no larger than the consortium, and every site an executor's
+``site_epochs`` names a site of the consortium.
 
 Every problem names the file, the field and the value.
 """
@@ -9,9 +10,10 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from consortium.cli.kits import ConfigurationError, read_json
+from consortium.cli.kits import ConfigurationError, Project, class_allow_list, read_json
 
 SERVER_CONFIG = "config_fed_server.json"
 CLIENT_CONFIG = "config_fed_client.json"
@@ -27,6 +29,31 @@ def _paths(node, where: str) -> Iterator[tuple[str, str]]:
     elif isinstance(node, list):
         for i, v in enumerate(node):
             yield from _paths(v, f"{where}[{i}]")
+
+
+@dataclass(frozen=True)
+class AllowList:
+    """The class paths a site admits (FLARE's rule: an entry ending in '.' is a package prefix,
+    any other entry admits that path and what lies below it), and the file they come from."""
+
+    source: Path
+    entries: tuple[str, ...]
+
+    @classmethod
+    def of_project(cls, project: Project) -> AllowList:
+        return cls(project.policies_dir / "class_allow_list.json", tuple(class_allow_list(project)[1]))
+
+    @classmethod
+    def of_kit(cls, site_kit: Path) -> AllowList:
+        """The list a provisioned site enforces (``local/resources.json``)."""
+        path = site_kit / "local" / "resources.json"
+        entries = read_json(path).get("class_allow_list")
+        if not isinstance(entries, list):
+            raise ConfigurationError(f"{path}: field 'class_allow_list' = {entries!r} must be a list")
+        return cls(path, tuple(entries))
+
+    def admits(self, path: str) -> bool:
+        return any(path == e or path.startswith(e if e.endswith(".") else f"{e}.") for e in self.entries)
 
 
 def resolve_class(path: str):
@@ -56,9 +83,9 @@ def _site_epochs(config: dict) -> Iterator[tuple[str, object]]:
             yield f"executors[{i}].executor.args.site_epochs", args["site_epochs"]
 
 
-def check_job(job: Path | str, sites: Sequence[str] | None = None) -> dict:
-    """Validate ``job`` against a consortium of ``sites`` (None: skip the checks that need them);
-    returns its meta.json. Raises ConfigurationError on the first problem."""
+def check_job(job: Path | str, sites: Sequence[str] | None = None, allowed: AllowList | None = None) -> dict:
+    """Validate ``job`` against a consortium of ``sites`` and its class allow-list (None: skip the
+    checks that need them); returns its meta.json. Raises ConfigurationError on the first problem."""
     job = Path(job)
     if not job.is_dir():
         raise ConfigurationError(f"{job}: job folder not found")
@@ -75,6 +102,9 @@ def check_job(job: Path | str, sites: Sequence[str] | None = None) -> dict:
             path = config_dir / name
             config = read_json(path)
             for where, cls in _paths(config, ""):
+                if allowed is not None and not allowed.admits(cls):
+                    raise ConfigurationError(f"{path}: field {where}.path = {cls!r} is not on the consortium's class "
+                                             f"allow-list ({allowed.source}); the sites would refuse the job")
                 try:
                     resolve_class(cls)
                 except (ImportError, AttributeError) as e:

@@ -95,6 +95,7 @@ def provision(project: Project, workspace: Path, poc: bool) -> Path:
     config = copy.deepcopy(project.config)
     if poc:
         config = update_server_default_host(config, "localhost")
+        config["builders"] = _with_loopback_server(config.get("builders") or [])
     (workspace / "project.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     mode = ProvisionMode.POC if poc else ProvisionMode.NORMAL
     Provisioner(str(workspace), prepare_builders(config), prepare_packager(config)).provision(
@@ -106,6 +107,14 @@ def provision(project: Project, workspace: Path, poc: bool) -> Path:
     kits = prod[-1]
     install_site_policies(project, kits, storage_root=workspace)
     return kits
+
+
+def _with_loopback_server(builders: list[dict]) -> list[dict]:
+    """The project's builders with :class:`~consortium.cli.loopback.LoopbackServerBuilder` before
+    the signature builder (or last), so a POC server listens on 127.0.0.1 only."""
+    loopback = {"path": "consortium.cli.loopback.LoopbackServerBuilder", "args": {}}
+    sign = next((i for i, b in enumerate(builders) if str(b.get("path", "")).endswith("SignatureBuilder")), len(builders))
+    return [*builders[:sign], loopback, *builders[sign:]]
 
 
 def read_json(path: Path) -> dict:

@@ -19,11 +19,13 @@ import sys
 from pathlib import Path
 
 from consortium.cli.kits import Project
+from consortium.cli.paths import default_path
 from consortium.cli.site_data import DEFAULT_PROFILES
 
-DEFAULT_PROJECT = Path("provisioning/project.yml")
-DEFAULT_WORKSPACE = Path(os.environ.get("CONSORTIUM_POC_WORKSPACE", "poc_workspace/state"))
-DEFAULT_JOBS = (Path("jobs/heart_fedprox"), Path("jobs/seg_fedavg"))
+DEFAULT_PROJECT = default_path("provisioning/project.yml")
+DEFAULT_WORKSPACE = (Path(os.environ["CONSORTIUM_POC_WORKSPACE"]) if os.environ.get("CONSORTIUM_POC_WORKSPACE")
+                     else default_path("poc_workspace") / "state")
+DEFAULT_JOBS = (default_path("jobs/heart_fedprox"), default_path("jobs/seg_fedavg"))
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -49,38 +51,38 @@ def parser() -> argparse.ArgumentParser:
     for name, text in (("status", "is the POC running, which sites are connected"), ("down", "stop every POC process")):
         _add_common(poc.add_parser(name, help=text))
 
-    p = sub.add_parser("validate", help="check a job folder (files, JSON, classes, min_clients)")
-    p.add_argument("job", type=Path)
-    p.add_argument("--project", type=Path, default=DEFAULT_PROJECT)
+    p = sub.add_parser("validate", help="check a job folder (files, JSON, allowed classes, min_clients, site names)")
+    p.add_argument("job", type=Path, help="the job folder (meta.json + app/config)")
+    p.add_argument("--project", type=Path, default=DEFAULT_PROJECT, help="project.yml (default: %(default)s)")
 
     p = sub.add_parser("submit", help="submit a job to the running POC through the admin API")
-    p.add_argument("job", type=Path)
+    p.add_argument("job", type=Path, help="the job folder (a temporary copy is submitted)")
     _add_common(p)
-    p.add_argument("--results", type=Path, default=Path("results"), help="where results are downloaded")
-    p.add_argument("--timeout", type=float, default=900.0, help="seconds before the job is aborted")
+    p.add_argument("--results", type=Path, default=Path("results"), help="where results are downloaded (default: %(default)s)")
+    p.add_argument("--timeout", type=float, default=900.0, help="seconds before the job is aborted (default: %(default)s)")
 
     p = sub.add_parser("report", help="write report.md + learning_curve.png for a downloaded job result")
-    p.add_argument("result", type=Path)
+    p.add_argument("result", type=Path, help="a downloaded job result folder (results/<job id>)")
     p.add_argument("--site-workspaces", type=Path, default=None,
                    help="folder holding each site's workspace (e.g. a POC's prod_00), for imaging pictures")
 
     p = sub.add_parser("simulate", help="run a job in the FLARE simulator with the consortium's site policies")
-    p.add_argument("job", type=Path)
-    p.add_argument("-w", "--sim-workspace", type=Path, required=True)
-    p.add_argument("--project", type=Path, default=DEFAULT_PROJECT)
-    p.add_argument("-t", "--threads", type=int, default=4)
+    p.add_argument("job", type=Path, help="the job folder")
+    p.add_argument("-w", "--sim-workspace", type=Path, required=True, help="the simulator's workspace folder")
+    p.add_argument("--project", type=Path, default=DEFAULT_PROJECT, help="project.yml: its sites are simulated (default: %(default)s)")
+    p.add_argument("-t", "--threads", type=int, default=4, help="simulator threads (default: %(default)s)")
     _add_profiles(p)
 
     p = sub.add_parser("provision", help="production startup kits (TLS certificates, roles, site policies)")
-    p.add_argument("--project", type=Path, default=DEFAULT_PROJECT)
-    p.add_argument("--output", type=Path, required=True)
+    p.add_argument("--project", type=Path, default=DEFAULT_PROJECT, help="project.yml (default: %(default)s)")
+    p.add_argument("--output", type=Path, required=True, help="folder for the kits (a provisioning workspace)")
 
     p = sub.add_parser("demo", help="POC up, submit a job, report, POC down")
     _add_common(p)
     p.add_argument("--job", type=Path, action="append", default=None,
                    help=f"job to run (repeatable; default: {' and '.join(str(j) for j in DEFAULT_JOBS)})")
-    p.add_argument("--port", type=int, default=None)
-    p.add_argument("--results", type=Path, default=Path("results"))
+    p.add_argument("--port", type=int, default=None, help="server port (default: project.yml's fed_learn_port)")
+    p.add_argument("--results", type=Path, default=Path("results"), help="where results are downloaded (default: %(default)s)")
     _add_profiles(p)
     return ap
 
@@ -111,21 +113,26 @@ def _site_roots(state) -> dict[str, Path]:
 def simulate(job: Path, workspace: Path, project: Project, threads: int, profiles: Path | None = None) -> int:
     """FLARE's simulator with the site policies; each simulated site gets its imaging data made in
     its own workspace folder from ``profiles`` first."""
-    from consortium.cli.job_check import check_job
+    from consortium.cli.job_check import AllowList, check_job
     from consortium.cli.kits import simulator_workspace_policies
     from consortium.cli.site_data import prepare_imaging
     from consortium.flare.segmentation_executor import SITE_DATA_ROOT_ENV
 
-    check_job(job, sites=project.clients)
+    check_job(job, sites=project.clients, allowed=AllowList.of_project(project))
     simulator_workspace_policies(project, workspace)
     env = dict(os.environ)
-    if profiles is not None and profiles.is_file():  # the simulator wipes site workspaces: data beside it
+    if profiles is not None and profiles.is_file() and _uses_imaging(job):  # the simulator wipes site workspaces
         data_root = workspace.resolve().parent / f"{workspace.name}_site_data"
         prepare_imaging(profiles, {c: data_root / c for c in project.clients})
         env[SITE_DATA_ROOT_ENV] = str(data_root)
     cmd = [sys.executable, "-m", "nvflare.cli", "simulator", str(job), "-w", str(workspace),
            "-n", str(len(project.clients)), "-t", str(threads), "-c", ",".join(project.clients)]
     return subprocess.call(cmd, env=env)
+
+
+def _uses_imaging(job: Path) -> bool:
+    """Whether a job's sites run the imaging executor (then they need their imaging data)."""
+    return any("SegmentationExecutor" in p.read_text() for p in job.glob("*/config/config_fed_client.json"))
 
 
 def demo(args) -> None:
@@ -152,9 +159,10 @@ def run(args) -> int:
         else:
             poc.down(args.workspace)
     elif args.command == "validate":
-        from consortium.cli.job_check import check_job
+        from consortium.cli.job_check import AllowList, check_job
 
-        meta = check_job(args.job, sites=Project.load(args.project).clients)
+        project = Project.load(args.project)
+        meta = check_job(args.job, sites=project.clients, allowed=AllowList.of_project(project))
         print(f"{args.job}: ok ({meta.get('name', args.job.name)})")
     elif args.command == "submit":
         from consortium.cli.submit import submit_and_follow

@@ -8,6 +8,8 @@ PID is never signalled). A running consortium is never silently reused by ``up``
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import socket
@@ -34,6 +36,7 @@ from consortium.cli.site_data import DEFAULT_PROFILES, prepare_imaging
 
 MARKER_FILE = ".consortium-poc-workspace"  # written by `up`: only such a folder is ever deleted
 READY_TIMEOUT_S = 180.0
+DOWNLOADS_KEPT = Path("results") / "console-downloads"  # where `up` moves the console's earlier downloads
 
 
 def port_free(port: int) -> bool:
@@ -71,9 +74,11 @@ def _start(site_dir: Path, module: str, config: str, settings: list[str]) -> tup
 
 
 def up(project: Project, workspace: Path, port: int | None = None, echo=print,
-       profiles: Path | None = DEFAULT_PROFILES) -> PocState:
+       profiles: Path | None = DEFAULT_PROFILES, keep_downloads: Path = DOWNLOADS_KEPT) -> PocState:
     """Provision a fresh POC into ``workspace``, generate each site's imaging data from its scanner
-    profile (``profiles``, skipped when None or absent), and start the server and all sites."""
+    profile (``profiles``, skipped when None or absent), and start the server and all sites.
+    What the admin console downloaded into the previous POC's kits is moved to ``keep_downloads``
+    first."""
     workspace = workspace.resolve()
     state_path = workspace / STATE_FILE
     old = PocState.load(state_path)
@@ -81,8 +86,8 @@ def up(project: Project, workspace: Path, port: int | None = None, echo=print,
         alive = running(old)
         if alive and len(alive) < len(old.procs):
             gone = sorted(p.site for p in old.procs if p not in alive)
-            raise PocError(f"a half-started POC is in {workspace}: {sorted(p.site for p in alive)} running, {gone} not; "
-                           "stop it with `consortium poc down` and start again")
+            raise PocError(f"a POC in {workspace} is only partly running: {sorted(p.site for p in alive)} running, "
+                           f"{gone} stopped; stop it with `consortium poc down` and start again")
         if alive:
             raise PocError(f"a POC is already running from {workspace} (pids {[p.pid for p in alive]}); "
                            "use it, or stop it first with `consortium poc down`")
@@ -92,6 +97,7 @@ def up(project: Project, workspace: Path, port: int | None = None, echo=print,
     if not port_free(project.port):
         raise PocError(f"port {project.port} on this machine is in use (another FLARE server or POC?); "
                        f"stop it or choose another with `consortium poc up --port N`")
+    _keep_console_downloads(workspace, keep_downloads, echo)
     _clear_workspace(workspace)
     workspace.mkdir(parents=True)
     (workspace / MARKER_FILE).write_text("made by `consortium poc up`; `poc up` may delete and remake this folder\n")
@@ -124,6 +130,25 @@ def up(project: Project, workspace: Path, port: int | None = None, echo=print,
     return state
 
 
+def _keep_console_downloads(workspace: Path, keep: Path, echo=print) -> None:
+    """Move every admin kit's ``transfer/`` content (where the console's ``download_job`` writes)
+    to ``keep/<admin>/`` before the workspace is remade."""
+    if not (workspace / STATE_FILE).is_file() and not (workspace / MARKER_FILE).is_file():
+        return  # not ours: _clear_workspace refuses it
+    for transfer in sorted(workspace.glob("*/prod_*/*/transfer")):
+        items = [p for p in transfer.iterdir()] if transfer.is_dir() else []
+        if not items:
+            continue
+        dest = keep.resolve() / transfer.parent.name
+        dest.mkdir(parents=True, exist_ok=True)
+        for item in items:
+            target = dest / item.name
+            if target.exists():
+                target = dest / f"{item.name}.{time.strftime('%Y%m%d-%H%M%S')}"
+            shutil.move(str(item), target)
+        echo(f"kept {len(items)} console download(s) of {transfer.parent.name} in {dest}")
+
+
 def _clear_workspace(workspace: Path) -> None:
     """Remove a previous POC workspace; refuse to delete a folder that is not one."""
     if not workspace.exists():
@@ -144,7 +169,8 @@ def admin_session(state: PocState, timeout: float = 30.0):
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return new_secure_session(state.admin, str(state.admin_kit), timeout=10.0)
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                return new_secure_session(state.admin, str(state.admin_kit), timeout=10.0)  # quiet "Connecting to FLARE ..."
         except Exception as e:  # the server may still be coming up
             if time.monotonic() > deadline:
                 raise PocError(f"cannot log in to the FLARE server on port {state.port} as {state.admin}: {e}") from e
@@ -181,13 +207,19 @@ def status(workspace: Path) -> dict:
     alive = running(state)
     if not alive:
         return {"state": "stale", "workspace": str(workspace), "detail": "state file present, no process running"}
-    result = {"state": "running" if len(alive) == len(state.procs) else "degraded", "workspace": str(workspace),
+    stopped = [p for p in state.procs if p not in alive]
+    result = {"state": "running" if not stopped else "degraded", "workspace": str(workspace),
               "port": state.port, "processes": {p.site: p.pid for p in alive},
-              "missing": [p.site for p in state.procs if p not in alive]}
+              "missing": [p.site for p in stopped],
+              "stopped": [f"site {p.site} stopped (process {p.pid} is no longer running)" for p in stopped]}
+    if any(p.site not in state.clients for p in stopped):
+        result["admin"] = "the server is not running"
+        return result
     try:
         sess = admin_session(state, timeout=5)
-        try:
-            result["connected_clients"] = connected_clients(sess)
+        try:  # FLARE keeps listing a dead site until its heartbeat times out: only running sites are connected
+            running_sites = {p.site for p in alive}
+            result["connected_clients"] = [c for c in connected_clients(sess) if c in running_sites]
         finally:
             sess.close()
     except PocError as e:

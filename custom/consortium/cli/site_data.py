@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from consortium.cli.paths import default_path
 from consortium.data.imaging import load_profiles, write_site_data
 
-DEFAULT_PROFILES = Path("poc_workspace/scanner_profiles.json")
+DEFAULT_PROFILES = default_path("poc_workspace/scanner_profiles.json")
 
 
 def prepare_imaging(profiles_file: Path, site_roots: dict[str, Path], echo=print) -> None:

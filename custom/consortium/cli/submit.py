@@ -9,8 +9,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from nvflare.apis.job_def import JobMetaKey
+
 from consortium.aggregation.round_summary import RoundSummary
-from consortium.cli.job_check import check_job
+from consortium.cli.job_check import AllowList, check_job
+from consortium.cli.job_watch import SiteWatch, first_errors, job_logs
 from consortium.cli.poc import PocError, PocState, admin_session
 from consortium.flare_files import PROGRESS_FILE
 
@@ -35,9 +38,16 @@ def _new_rounds(path: Path, seen: int) -> list[RoundSummary]:
     return out
 
 
+LOSS_GRACE_S = 10.0  # after losing a site the job needs, how long FLARE gets to end the job itself
+
+
 def submit_and_follow(state: PocState, job: Path, results_dir: Path, timeout: float = 900.0, echo=print) -> Path:
-    """Validate and submit ``job``; echo one line per round; return the downloaded result folder."""
-    meta = check_job(job, sites=state.clients)
+    """Validate and submit ``job``; echo one line per round and at once any site that stops
+    answering; return the downloaded result folder. A job that cannot finish (too few sites left,
+    refused, failed) raises PocError with the reason, the log files that exist and their first
+    error lines."""
+    meta = check_job(job, sites=state.clients, allowed=AllowList.of_kit(state.server_dir()))
+    needed = int(meta.get("min_clients", len(state.clients)))
     sess = admin_session(state)
     try:
         with tempfile.TemporaryDirectory(prefix="consortium-submit-") as tmp:
@@ -46,21 +56,36 @@ def submit_and_follow(state: PocState, job: Path, results_dir: Path, timeout: fl
             job_id = sess.submit_job(str(copy))
         echo(f"submitted {meta.get('name', job.name)} as job {job_id}")
         progress = state.server_dir() / job_id / PROGRESS_FILE
-        seen, deadline, status = 0, time.monotonic() + timeout, ""
+        watch = SiteWatch(state, job_id)
+        seen, deadline, status, stranded_at = 0, time.monotonic() + timeout, "", None
         while True:
-            status = sess.get_job_meta(job_id).get("status", "")
+            job_meta = sess.get_job_meta(job_id)
+            status = job_meta.get("status", "")
             for summary in _new_rounds(progress, seen):
                 echo(summary.line(len(state.clients)))
                 seen += 1
             if status.startswith(FINISHED):
                 break
+            for loss in watch.check():
+                left = watch.remaining()
+                echo(f"{loss}. {len(left)} of {len(state.clients)} sites left, the job needs {needed}: "
+                     + ("it goes on without it." if len(left) >= needed else
+                        f"it cannot finish; stopping it unless FLARE does within {LOSS_GRACE_S:.0f} s."))
+                if len(left) < needed and stranded_at is None:
+                    stranded_at = time.monotonic()
+            if stranded_at is not None and time.monotonic() - stranded_at > LOSS_GRACE_S:
+                sess.abort_job(job_id)
+                raise PocError(f"job {job_id} aborted: {'; '.join(map(str, watch.lost.values()))}. Restart the consortium "
+                               f"(`consortium poc down`, `consortium poc up`) and submit again."
+                               + _log_hint(state, job_id))
             if time.monotonic() > deadline:
                 sess.abort_job(job_id)
-                raise PocError(f"job {job_id} did not finish within {timeout:.0f} s (status {status}); aborted it")
+                raise PocError(f"job {job_id} did not finish within {timeout:.0f} s (status {status}); aborted it"
+                               + _log_hint(state, job_id))
             time.sleep(0.25)
-        if status != COMPLETED:
-            raise PocError(f"job {job_id} ended with status {status}; see {state.server_dir() / job_id / 'log.txt'}")
         results_dir.mkdir(parents=True, exist_ok=True)
+        if status != COMPLETED:
+            raise PocError(_failure(sess, state, job_id, status, job_meta, results_dir, watch))
         folder = Path(sess.download_job_result(job_id, str(results_dir.resolve())))
         # FLARE archives the run folder before it reports FINISHED: the last rounds are in the result
         for summary in _new_rounds(folder / "workspace" / PROGRESS_FILE, seen):
@@ -69,3 +94,29 @@ def submit_and_follow(state: PocState, job: Path, results_dir: Path, timeout: fl
         return folder
     finally:
         sess.close()
+
+
+def _log_hint(state: PocState, job_id: str, result: Path | None = None) -> str:
+    logs = job_logs(state, job_id, result)
+    if not logs:
+        return ""
+    errors = first_errors(logs)
+    return ("\nlogs: " + ", ".join(map(str, logs))
+            + ("\nfirst errors:\n  " + "\n  ".join(errors) if errors else ""))
+
+
+def _failure(sess, state: PocState, job_id: str, status: str, job_meta: dict, results_dir: Path, watch: SiteWatch) -> str:
+    """Why ``job_id`` ended with ``status``: FLARE's deployment detail (e.g. a refused job), the
+    sites lost, the log files that exist and their first error lines."""
+    text = f"job {job_id} ended with status {status}"
+    detail = job_meta.get(JobMetaKey.JOB_DEPLOY_DETAIL.value)
+    if detail:
+        text += f"; FLARE says: {detail if isinstance(detail, str) else json.dumps(detail)}"
+    if watch.lost:
+        text += "; " + "; ".join(map(str, watch.lost.values()))
+    result = None
+    try:  # a job that ran has a result with the server's log; one refused before it ran has none
+        result = Path(sess.download_job_result(job_id, str(results_dir.resolve())))
+    except Exception:
+        pass
+    return text + _log_hint(state, job_id, result)
