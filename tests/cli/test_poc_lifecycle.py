@@ -53,7 +53,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_half_started_consortium_is_explained_not_reused(project, tmp_path):
+def test_partly_running_consortium_is_explained_not_reused(project, tmp_path):
     alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     finished = subprocess.Popen([sys.executable, "-c", "pass"])
     try:
@@ -61,7 +61,7 @@ def test_half_started_consortium_is_explained_not_reused(project, tmp_path):
         procs.append(poc.Proc("cleveland", finished.pid, psutil.Process(finished.pid).create_time()))
         finished.wait()
         poc.PocState(str(tmp_path), str(tmp_path), "p", 1, "a", ["cleveland"], procs).save(tmp_path / poc.STATE_FILE)
-        with pytest.raises(poc.PocError, match=r"half-started POC .*\['server'\] running, \['cleveland'\] not"):
+        with pytest.raises(poc.PocError, match=r"only partly running: \['server'\] running, \['cleveland'\] stopped"):
             poc.up(project, tmp_path, port=_free_port())
         assert poc.status(tmp_path)["state"] == "degraded"
     finally:

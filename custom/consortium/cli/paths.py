@@ -1,6 +1,7 @@
 """Default paths of the command line that work from any directory: a path relative to the current
 directory when it exists there, else the same path in the repository this package was installed
-from (``pip install -e``), else the relative path (whose error then names it)."""
+from (``pip install -e``), else the relative path (whose error then names it). Found paths are
+made absolute when the command starts."""
 
 from __future__ import annotations
 
@@ -12,6 +13,6 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 def default_path(relative: str) -> Path:
     here = Path(relative)
     if here.exists():
-        return here
+        return here.resolve()
     in_repo = REPO_ROOT / relative
     return in_repo if in_repo.exists() else here
