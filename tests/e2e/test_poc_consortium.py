@@ -129,6 +129,23 @@ def test_poc_listens_on_loopback_only(poc_consortium):
     assert all(ipaddress.ip_address(a.ip).is_loopback for a in listening), listening
 
 
+def test_he_job_through_admin_api_keeps_only_ciphertexts_at_the_server(poc_consortium, tmp_path):
+    job = tmp_path / "heart_fedprox_he"
+    shutil.copytree(JOBS / "heart_fedprox_he", job)
+    server = job / "app" / "config" / "config_fed_server.json"
+    config = json.loads(server.read_text())
+    next(w for w in config["workflows"] if w["id"] == "scatter_and_gather")["args"]["num_rounds"] = 5
+    server.write_text(json.dumps(config))
+
+    folder = submit_and_follow(poc_consortium, job, tmp_path / "results", echo=lambda _: None)
+
+    results = load_results(folder)
+    assert list(results.rounds["sites"]) == [4] * 5 and results.rounds["rejected"].iloc[-1] == {}
+    assert set(results.scores.index) == SITES and results.final_pooled_score >= 0.7
+    assert len(list((results.workspace / "encrypted_rounds").glob("round_*.ckks"))) == 5
+    assert not list(folder.rglob("*.pt"))  # the server never held a plaintext model
+
+
 def test_a_failed_job_names_only_log_files_that_exist(poc_consortium, tmp_path):
     job = tmp_path / "heart_fedavg"
     shutil.copytree(JOBS / "heart_fedavg", job)

@@ -16,8 +16,12 @@ SITES = {"cleveland", "hungary", "switzerland", "va-long-beach"}
 
 
 def _run(name: str, tmp_path, rounds: int):
-    job = tmp_path / name
-    shutil.copytree(JOBS / name, job)
+    return _run_folder(JOBS / name, tmp_path, rounds)
+
+
+def _run_folder(source, tmp_path, rounds: int):
+    job = tmp_path / source.name
+    shutil.copytree(source, job)
     server = job / "app" / "config" / "config_fed_server.json"
     config = json.loads(server.read_text())
     next(w for w in config["workflows"] if w["id"] == "scatter_and_gather")["args"]["num_rounds"] = rounds
@@ -48,3 +52,21 @@ def test_segmentation_job_runs_in_simulator(name, tmp_path):
     assert set(results.scores.columns) == {GLOBAL} | SITES
     # training loss and Dice reached FLARE experiment tracking (TensorBoard event files at the server)
     assert {p.name for p in (results.workspace / "tb_events").iterdir()} == SITES
+
+
+@pytest.mark.parametrize("name, rounds, tolerance", [("heart_fedprox", 3, 0.002), ("heart_fednova", 3, 0.002), ("seg_fedavg", 2, 0.005)])
+def test_he_job_gives_the_plaintext_numbers(name, rounds, tolerance, tmp_path):
+    """The encrypted variant of a job, on the same seeds: the same pooled score every round and
+    the same final score at every site, within CKKS precision; the server keeps only ciphertexts."""
+    from consortium.cli.he_jobs import write_he_job
+
+    plain = _run(name, tmp_path / "plain", rounds)
+    write_he_job(JOBS / name, tmp_path / f"{name}_he_src")
+    he = _run_folder(tmp_path / f"{name}_he_src", tmp_path / "he", rounds)
+
+    assert list(he.rounds["sites"]) == [4] * rounds
+    assert abs(he.rounds["pooled_score"] - plain.rounds["pooled_score"]).max() <= tolerance
+    assert (abs(he.scores[GLOBAL] - plain.scores[GLOBAL]) <= tolerance).all()
+    assert sorted(p.name for p in (he.workspace / "encrypted_rounds").glob("round_*.ckks")) == [
+        f"round_{r:04d}.ckks" for r in range(rounds)]
+    assert not list(he.workspace.rglob("*.pt"))  # no plaintext global model at the server

@@ -76,3 +76,24 @@ def make_weighting(algorithm: str, tau_eff: str = TauEff.NORMALISERS.value) -> W
     if algorithm == FedNovaWeighting.name:
         return FedNovaWeighting(tau_eff)
     raise ValueError(f"algorithm must be 'fedavg' or 'fednova', got {algorithm!r}")
+
+
+class PreWeighted:
+    """A weighting whose coefficients the sites applied before encrypting: the server adds with
+    coefficient 1, keeps the scale, and knows ``sum_k c_k`` (the canary the sites check)."""
+
+    def __init__(self, inner: Weighting) -> None:
+        self.inner = inner
+        self.name = f"{inner.name} (pre-weighted at the sites)"
+
+    def check(self, result: SiteResult) -> None:
+        self.inner.check(result)
+
+    def coefficient(self, result: SiteResult) -> float:
+        return 1.0
+
+    def scale(self, results: Sequence[SiteResult]) -> float:
+        return self.inner.scale(results)
+
+    def canary(self, results: Sequence[SiteResult]) -> float:
+        return float(sum(self.inner.coefficient(r) for r in results))

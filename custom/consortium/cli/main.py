@@ -116,6 +116,7 @@ def simulate(job: Path, workspace: Path, project: Project, threads: int, profile
     from consortium.cli.job_check import AllowList, check_job
     from consortium.cli.kits import simulator_workspace_policies
     from consortium.cli.site_data import prepare_imaging
+    from consortium.flare.he_site import HE_KEYS_ENV
     from consortium.flare.segmentation_executor import SITE_DATA_ROOT_ENV
 
     check_job(job, sites=project.clients, allowed=AllowList.of_project(project))
@@ -125,9 +126,29 @@ def simulate(job: Path, workspace: Path, project: Project, threads: int, profile
         data_root = workspace.resolve().parent / f"{workspace.name}_site_data"
         prepare_imaging(profiles, {c: data_root / c for c in project.clients})
         env[SITE_DATA_ROOT_ENV] = str(data_root)
+    if _uses_he(job):  # the simulator has no startup kits: keys for this workspace, plain files
+        env[HE_KEYS_ENV] = str(simulator_he_keys(workspace.resolve().parent / f"{workspace.name}_he_keys"))
     cmd = [sys.executable, "-m", "nvflare.cli", "simulator", str(job), "-w", str(workspace),
            "-n", str(len(project.clients)), "-t", str(threads), "-c", ",".join(project.clients)]
     return subprocess.call(cmd, env=env)
+
+
+def _uses_he(job: Path) -> bool:
+    """Whether a job's sites encrypt their updates (then they need the consortium's CKKS keys)."""
+    return any("consortium.flare.he_site." in p.read_text() for p in job.glob("*/config/config_fed_client.json"))
+
+
+def simulator_he_keys(folder: Path) -> Path:
+    """A CKKS key pair for simulator runs (made once per folder): client and server contexts."""
+    from consortium.crypto.ckks import make_context, public_copy
+    from consortium.flare.he_site import CLIENT_CONTEXT, SERVER_CONTEXT
+
+    if not (folder / CLIENT_CONTEXT).is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        ctx = make_context()
+        (folder / CLIENT_CONTEXT).write_bytes(ctx.serialize(save_secret_key=True))
+        (folder / SERVER_CONTEXT).write_bytes(public_copy(ctx).serialize())
+    return folder
 
 
 def _uses_imaging(job: Path) -> bool:

@@ -28,7 +28,8 @@ from consortium.aggregation.fednova import TauEff
 from consortium.aggregation.round import RoundAggregation
 from consortium.aggregation.server_step import make_server_step
 from consortium.aggregation.weighting import make_weighting
-from consortium.flare.result_io import read_shareable, site_of
+from consortium.flare.result_io import ReceivedResult, read_shareable, site_of
+from consortium.protocol import SiteResult
 
 ROUND_RECORD_EVENT = "consortium.round_record"
 ROUND_RECORD_PROP = "consortium.round_record"
@@ -87,7 +88,7 @@ class RoundAggregator(Aggregator):
             self.log_warning(fl_ctx, f"{site}: late result for round {contributed} (now {rnd.round_number}); discarded")
             return False
         try:
-            received = read_shareable(shareable)
+            received = self.read(shareable, fl_ctx)
         except ValueError as e:
             self.log_error(fl_ctx, f"rejected: {rnd.reject(site, str(e))}")
             return False
@@ -100,10 +101,19 @@ class RoundAggregator(Aggregator):
     def aggregate(self, fl_ctx: FLContext) -> Shareable:
         rnd = self._current(fl_ctx)
         self._round_number = None  # the next accept() starts the next round against the new global model
+        accepted = [rnd.accepted[s] for s in sorted(rnd.accepted)]
         update, record = rnd.close(finished_at=time.time())
         self.log_info(fl_ctx, record.line())
         fl_ctx.set_prop(ROUND_RECORD_PROP, record.to_dict(), private=True, sticky=False)
         self.fire_event(ROUND_RECORD_EVENT, fl_ctx)
+        return self.publish(update, accepted, record.round, fl_ctx)
+
+    def read(self, shareable: Shareable, fl_ctx: FLContext) -> ReceivedResult:
+        """A site's result as the round takes it (ValueError naming what is wrong)."""
+        return read_shareable(shareable)
+
+    def publish(self, update, accepted: list[SiteResult], round_number: int, fl_ctx: FLContext) -> Shareable:
+        """The round's update as FLARE's shareable generator takes it."""
         return DXO(data_kind=DataKind.WEIGHT_DIFF, data=update).to_shareable()
 
     def reset(self, fl_ctx: FLContext) -> None:

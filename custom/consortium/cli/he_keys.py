@@ -1,0 +1,50 @@
+"""Provisioning builder: the consortium's CKKS keys, made once and kept in the provisioning state.
+
+Unlike FLARE's ``HEBuilder`` (a fresh context on every provisioning run), the secret context is
+stored in ``<workspace>/<project>/state/he_context.tenseal`` beside FLARE's ``cert.json`` and
+reused, so adding a site later does not re-key the consortium. Every site's kit gets
+``startup/client_context.tenseal`` (secret key), the server's ``startup/server_context.tenseal``
+(public only). Listed before FLARE's ``SignatureBuilder`` in project.yml, so both are signed and
+FLARE's ``load_tenseal_context_from_workspace`` refuses an unsigned or altered one in secure mode.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import tenseal as ts
+from nvflare.lighter.constants import ProvFileName
+from nvflare.lighter.spec import Builder
+
+from consortium.crypto.ckks import CKKSParameters, check_context, make_context, public_copy
+
+STATE_FILE = "he_context.tenseal"
+
+
+class HEKeysBuilder(Builder):
+    def __init__(self, poly_modulus_degree: int = 8192, coeff_mod_bit_sizes: list[int] | None = None,
+                 scale_bits: int = 40) -> None:
+        self.params = CKKSParameters(poly_modulus_degree, tuple(coeff_mod_bit_sizes or (60, 40)), scale_bits)
+
+    def _secret_context(self, state_dir: Path) -> ts.Context:
+        path = state_dir / STATE_FILE
+        if path.is_file():
+            ctx = ts.context_from(path.read_bytes())
+            check_context(ctx, want_secret=True)
+            return ctx
+        ctx = make_context(self.params)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(ctx.serialize(save_secret_key=True))
+        path.chmod(0o600)
+        return ctx
+
+    def build(self, project, ctx) -> None:
+        secret = self._secret_context(Path(ctx.get_state_dir()))
+        client_bytes = secret.serialize(save_secret_key=True)
+        server_bytes = public_copy(secret).serialize()
+        server = project.get_server()
+        (Path(ctx.get_kit_dir(server)) / ProvFileName.SERVER_CONTEXT_TENSEAL).write_bytes(server_bytes)
+        for client in project.get_clients():
+            path = Path(ctx.get_kit_dir(client)) / ProvFileName.CLIENT_CONTEXT_TENSEAL
+            path.write_bytes(client_bytes)
+            path.chmod(0o600)

@@ -1,0 +1,1 @@
+"""Encrypted aggregation with TenSEAL CKKS (optional dependency; no nvflare import)."""

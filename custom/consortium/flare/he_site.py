@@ -1,0 +1,152 @@
+"""A site's half of encrypted aggregation: two filters over :mod:`consortium.crypto.packed`.
+
+* :class:`HEDecryptTaskData` (task data filter, train/validate): keeps the site's copy of the
+  global model. Round 0 brings the plaintext initial model (random, public); every later task
+  brings the previous round's encrypted sum, its plaintext scale and the expected canary: the
+  filter checks the envelope and the canary, applies ``w <- w + scale * Dec(sum)`` and hands the
+  executor plaintext WEIGHTS, so executors need no change. A sum for a round it did not expect (a
+  missed round) or a plaintext model after round 0 is refused.
+* :class:`HEEncryptResult` (task result filter, every task): runs the plaintext per-site checks
+  (the server can no longer see values), pre-weights the update by the site's coefficient
+  (FedAvg ``n_k``, FedNova ``n_k / a_k``), encrypts it and sends only ciphertexts and the plaintext
+  :class:`~consortium.protocol.SiteResult`. Any other result carrying weights (``submit_model``)
+  is refused: no plaintext model leaves a site.
+
+Keys: the site's ``startup/client_context.tenseal`` from provisioning, loaded with FLARE's signature
+check; in the simulator, ``$CONSORTIUM_HE_KEYS/client_context.tenseal``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tenseal as ts
+from nvflare.apis.dxo import DXO, DataKind, from_shareable
+from nvflare.apis.filter import Filter
+from nvflare.apis.fl_constant import ReturnCode
+from nvflare.apis.fl_context import FLContext
+from nvflare.apis.shareable import Shareable, make_reply
+
+from consortium.aggregation.checks import DEFAULT_CHECKS, NormBound, run_checks
+from consortium.aggregation.weighting import make_weighting
+from consortium.crypto.ckks import check_context, key_id
+from consortium.crypto.packed import EncryptedMessage, Envelope, decrypt_sum, encrypt_update, layout_of, verify_message
+from consortium.protocol import read_result
+
+HE_KEYS_ENV = "CONSORTIUM_HE_KEYS"
+CLIENT_CONTEXT = "client_context.tenseal"
+SERVER_CONTEXT = "server_context.tenseal"
+HE_META = "consortium_he"  # meta marker: "site_update" or "round_sum"
+
+
+def load_context(fl_ctx: FLContext, secret: bool) -> ts.Context:
+    """This participant's CKKS context, checked (secret at a site, public at the server)."""
+    name = CLIENT_CONTEXT if secret else SERVER_CONTEXT
+    keys = os.environ.get(HE_KEYS_ENV)
+    try:
+        if keys:
+            ctx = ts.context_from((Path(keys) / name).read_bytes())
+        else:
+            from nvflare.app_opt.he.homomorphic_encrypt import load_tenseal_context_from_workspace
+
+            ctx = load_tenseal_context_from_workspace(name, fl_ctx)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"no usable HE context {name!r} ({e}): provision the consortium with the HEKeysBuilder of "
+                         "provisioning/project.yml (`consortium poc up` or `consortium provision`)") from None
+    check_context(ctx, want_secret=secret)
+    return ctx
+
+
+def message_to_dict(msg: EncryptedMessage) -> dict:
+    return {"ciphertexts": list(msg.ciphertexts), "envelope": msg.envelope.to_dict()}
+
+
+def message_from_dict(site: str, data) -> EncryptedMessage:
+    if not isinstance(data, dict) or not isinstance(data.get("ciphertexts"), list):
+        raise ValueError(f"HE message from {site} has no ciphertext list")
+    cts = data["ciphertexts"]
+    if not all(isinstance(c, bytes) for c in cts):
+        raise ValueError(f"HE message from {site}: ciphertexts must be bytes")
+    return EncryptedMessage(cts, Envelope.from_dict(data.get("envelope") or {}))
+
+
+@dataclass
+class _SiteModel:
+    """The site's copy of the global model, shared by its two filters within the job process."""
+
+    context: ts.Context
+    weights: dict[str, np.ndarray] | None = None
+    applied_round: int = -1  # the last round whose sum is in ``weights``
+    received: dict = field(default_factory=dict)
+
+
+_MODELS: dict[tuple[str, str], _SiteModel] = {}
+
+
+def site_model(fl_ctx: FLContext) -> _SiteModel:
+    key = (str(fl_ctx.get_job_id()), fl_ctx.get_identity_name())
+    if key not in _MODELS:
+        _MODELS[key] = _SiteModel(load_context(fl_ctx, secret=True))
+    return _MODELS[key]
+
+
+class HEDecryptTaskData(Filter):
+    def process(self, shareable: Shareable, fl_ctx: FLContext) -> Shareable:
+        state = site_model(fl_ctx)
+        dxo = from_shareable(shareable)
+        kind = dxo.get_meta_prop(HE_META)
+        if kind is None:
+            if dxo.data_kind != DataKind.WEIGHTS or state.weights is not None:
+                raise ValueError(f"HE job: refusing plaintext {dxo.data_kind} task data after the initial model")
+            state.weights = {k: np.asarray(v) for k, v in dxo.data.items()}  # round 0: the public initial model
+            return shareable
+        if kind != "round_sum":
+            raise ValueError(f"HE job: unexpected task data {kind!r}")
+        rnd = int(dxo.get_meta_prop("round"))
+        if state.weights is None:
+            raise ValueError("HE job: an encrypted round sum arrived before the initial model")
+        if rnd == state.applied_round + 1:
+            msg = message_from_dict("the server", dxo.data)
+            verify_message(msg, key_id(state.context))
+            update = decrypt_sum(state.context, msg.ciphertexts, layout_of(state.weights),
+                                 float(dxo.get_meta_prop("scale")), float(dxo.get_meta_prop("canary")))
+            state.weights = {k: (state.weights[k] + update[k]).astype(state.weights[k].dtype) for k in state.weights}
+            state.applied_round = rnd
+        elif rnd != state.applied_round:
+            raise ValueError(f"HE job: this site holds the model after round {state.applied_round} and received the sum "
+                             f"of round {rnd}: a missed round cannot be replayed; rejoin in a new job")
+        return DXO(data_kind=DataKind.WEIGHTS, data=dict(state.weights)).update_shareable(shareable)
+
+
+class HEEncryptResult(Filter):
+    def __init__(self, algorithm: str = "fedavg", tau_eff: str = "normalisers", max_update_norm: float | None = None) -> None:
+        """Args: algorithm / tau_eff: the server aggregator's (the coefficient each site applies);
+        max_update_norm: reject this site's own update above this L2 norm before it is encrypted."""
+        super().__init__()
+        self.weighting = make_weighting(algorithm, tau_eff)
+        self.checks = DEFAULT_CHECKS + ((NormBound(max_update_norm),) if max_update_norm is not None else ())
+
+    def process(self, shareable: Shareable, fl_ctx: FLContext) -> Shareable:
+        if shareable.get_return_code(ReturnCode.OK) != ReturnCode.OK or set(shareable) <= {"__headers__"}:
+            return shareable  # an error or a bare acknowledgement: no data
+        site = fl_ctx.get_identity_name()
+        try:
+            dxo = from_shareable(shareable)
+        except ValueError:
+            self.log_error(fl_ctx, f"HE job: refusing to release a result from {site} that is not a DXO")
+            return make_reply(ReturnCode.EXECUTION_EXCEPTION)
+        if dxo.data_kind in (DataKind.METRICS, DataKind.STATISTICS):
+            return shareable  # scores and standardisation moments: no model values
+        if dxo.data_kind != DataKind.WEIGHT_DIFF:
+            self.log_error(fl_ctx, f"HE job: refusing to release a plaintext {dxo.data_kind} result from {site}")
+            return make_reply(ReturnCode.EXECUTION_EXCEPTION)
+        state = site_model(fl_ctx)
+        result = read_result(site, dxo.meta)
+        run_checks(site, dxo.data, state.weights, self.checks)
+        self.weighting.check(result)
+        msg = encrypt_update(state.context, dxo.data, self.weighting.coefficient(result))
+        out = DXO(data_kind=DataKind.APP_DEFINED, data=message_to_dict(msg), meta=result.to_meta() | {HE_META: "site_update"})
+        return out.update_shareable(shareable)

@@ -1,0 +1,42 @@
+"""The HE jobs are derived from their plaintext jobs, and the consortium's keys are made once."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import tenseal as ts
+
+from conftest import JOBS, PROJECT_FILE
+from consortium.cli.he_jobs import HE_JOBS, he_configs, write_he_job
+from consortium.cli.kits import Project, provision
+from consortium.crypto.ckks import key_id
+
+
+@pytest.mark.parametrize("name", HE_JOBS)
+def test_committed_he_job_is_the_derivation_of_its_plaintext_job(name, tmp_path):
+    derived = write_he_job(JOBS / name, tmp_path / f"{name}_he")
+    for rel in ("meta.json", "app/config/config_fed_server.json", "app/config/config_fed_client.json"):
+        assert json.loads((JOBS / f"{name}_he" / rel).read_text()) == json.loads((derived / rel).read_text()), (
+            f"jobs/{name}_he/{rel} is stale: run `python -m consortium.cli.he_jobs`")
+
+
+def test_server_momentum_is_refused_under_he():
+    server = {"components": [{"id": "aggregator", "args": {"server_momentum": 0.9}}], "workflows": []}
+    with pytest.raises(ValueError, match="server momentum cannot run under HE"):
+        he_configs({"name": "x"}, server, {"executors": []})
+
+
+def test_keys_are_made_once_and_kept_in_the_provisioning_state(tmp_path):
+    project = Project.load(PROJECT_FILE)
+    first = provision(project, tmp_path / "ws", poc=False)
+    again = provision(project, tmp_path / "ws", poc=False)  # e.g. after adding a site
+
+    def kid(kit, name):
+        return key_id(ts.context_from((kit / name).read_bytes()))
+
+    site, server = first / "hungary" / "startup", first / "server" / "startup"
+    assert kid(site, "client_context.tenseal") == kid(server, "server_context.tenseal")
+    assert kid(again / "hungary" / "startup", "client_context.tenseal") == kid(site, "client_context.tenseal")
+    assert not ts.context_from((server / "server_context.tenseal").read_bytes()).is_private()
+    assert (server / "signature.json").is_file()  # FLARE signs kits that hold a context
