@@ -1,4 +1,6 @@
-"""One round of aggregation, composed: per-site checks -> site weight -> combine rule -> server step.
+"""One round of aggregation, composed: per-site checks -> site weight -> combine rule (streaming
+weighted sum, or a robust rule holding the round's updates) -> server
+step, with per-site norm/direction statistics and alerts in the round record.
 
     round = RoundAggregation(FedNovaWeighting(), checks=DEFAULT_CHECKS + (NormBound(10.0),),
                              step=ServerMomentum(0.9), min_accepted=3)
@@ -18,24 +20,36 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from consortium.aggregation.alerts import alerts, cosine
 from consortium.aggregation.checks import DEFAULT_CHECKS, Reference, Update, UpdateCheck, run_checks
 from consortium.aggregation.combine import WeightedSum
+from consortium.aggregation.robust import HeldRule, l2_norm
 from consortium.aggregation.round_summary import RoundSummary, summarise_round
 from consortium.aggregation.server_step import PlainStep, ServerStep
 from consortium.aggregation.weighting import Weighting
 from consortium.protocol import SiteResult
 
+DEFAULT_ALERT_Z = 3.5  # Iglewicz & Hoaglin's cut-off for the modified z-score
+
 
 class RoundAggregation:
     def __init__(self, weighting: Weighting, checks: Sequence[UpdateCheck] = DEFAULT_CHECKS,
-                 rule: WeightedSum | None = None, step: ServerStep | None = None, min_accepted: int = 1) -> None:
+                 rule: WeightedSum | HeldRule | None = None, step: ServerStep | None = None, min_accepted: int = 1,
+                 alert_threshold: float | None = DEFAULT_ALERT_Z) -> None:
+        """``alert_threshold``: robust z above which a site's update norm or direction raises an
+        alert in the round record (:mod:`consortium.aggregation.alerts`); None for no statistics
+        (an encrypted round, whose values the server cannot see)."""
         if not isinstance(min_accepted, int) or isinstance(min_accepted, bool) or min_accepted < 1:
             raise ValueError(f"min_accepted must be an integer >= 1, got {min_accepted!r}")
+        if alert_threshold is not None and not (isinstance(alert_threshold, int | float) and alert_threshold > 0):
+            raise ValueError(f"alert_threshold must be a positive number or None, got {alert_threshold!r}")
         self.weighting = weighting
         self.checks = tuple(checks)
         self.rule = rule if rule is not None else WeightedSum()
         self.step = step if step is not None else PlainStep()
         self.min_accepted = min_accepted
+        self.alert_threshold = alert_threshold
+        self.previous: Update | None = None  # the last round's combined update, for the direction statistic
         self.start(0, None)
 
     def start(self, round_number: int, reference: Reference) -> None:
@@ -44,6 +58,8 @@ class RoundAggregation:
         self.reference = reference
         self.accepted: dict[str, SiteResult] = {}
         self.rejected: dict[str, str] = {}
+        self.norms: dict[str, float] = {}
+        self.cosines: dict[str, float] = {}
         self.rule.reset()
 
     def reject(self, site: str, reason: str) -> str:
@@ -67,6 +83,11 @@ class RoundAggregation:
             return self.reject(site, reason if site in reason else f"result from {site}: {reason}")
         self.rule.add(update, coefficient)
         self.accepted[site] = result
+        if self.alert_threshold is not None:
+            self.norms[site] = l2_norm(update)
+            c = cosine(update, self.previous)
+            if c is not None:
+                self.cosines[site] = c
         return None
 
     def close(self, finished_at: float | None = None) -> tuple[Update, RoundSummary]:
@@ -79,7 +100,11 @@ class RoundAggregation:
                                    f"min_accepted={self.min_accepted} ({why})")
             results = [self.accepted[s] for s in sorted(self.accepted)]
             combined = self.rule.result(self.weighting.scale(results))
-            record = summarise_round(self.round_number, self.accepted, self.rejected, finished_at)
+            flagged = alerts(self.norms, self.cosines, self.alert_threshold) if self.alert_threshold is not None else {}
+            record = summarise_round(self.round_number, self.accepted, self.rejected, finished_at,
+                                     norms=self.norms, cosines=self.cosines, alerts=flagged)
+            if self.alert_threshold is not None:
+                self.previous = combined
             return self.step.apply(combined), record
         finally:
             self.start(self.round_number, self.reference)

@@ -30,6 +30,9 @@ class RoundSummary:
     max_train_seconds: float | None = None  # the slowest site's local training time
     local_steps: dict[str, int] = field(default_factory=dict)
     finished_at: float | None = None  # wall-clock time the round's update was made
+    site_norms: dict[str, float] = field(default_factory=dict)  # L2 norm of each accepted update
+    site_cosines: dict[str, float] = field(default_factory=dict)  # cosine to the previous global update
+    alerts: dict[str, str] = field(default_factory=dict)  # site -> why its update is an outlier
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -42,11 +45,14 @@ class RoundSummary:
             text += "  rejected: " + "; ".join(f"{s} ({r})" for s, r in sorted(self.rejected.items()))
         if self.incomplete:
             text += "  incomplete: " + ", ".join(sorted(self.incomplete))
+        if self.alerts:
+            text += "  ALERT: " + "; ".join(f"{s}: {r}" for s, r in sorted(self.alerts.items()))
         return text
 
 
 def summarise_round(round_number: int, results: Mapping[str, SiteResult], rejected: Mapping[str, str] | None = None,
-                    finished_at: float | None = None) -> RoundSummary:
+                    finished_at: float | None = None, norms: Mapping[str, float] | None = None,
+                    cosines: Mapping[str, float] | None = None, alerts: Mapping[str, str] | None = None) -> RoundSummary:
     """Sample-weighted mean training loss and pooled score over the sites that reported them."""
     if not results:
         raise ValueError(f"round {round_number}: no site results to summarise")
@@ -68,4 +74,7 @@ def summarise_round(round_number: int, results: Mapping[str, SiteResult], reject
         max_train_seconds=max(seconds, default=None),
         local_steps={s: r.local_steps for s, r in sorted(results.items()) if r.local_steps is not None},
         finished_at=finished_at,
+        site_norms=dict(sorted((norms or {}).items())),
+        site_cosines=dict(sorted((cosines or {}).items())),
+        alerts=dict(sorted((alerts or {}).items())),
     )

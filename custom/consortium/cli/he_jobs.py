@@ -31,6 +31,8 @@ def he_configs(meta: dict, server: dict, client: dict) -> tuple[dict, dict, dict
     meta["name"] = f"{meta['name']}_he"
     agg = _by_id(server["components"], "aggregator")["args"]
     algorithm, tau_eff = agg.get("algorithm", "fedavg"), agg.get("tau_eff", "normalisers")
+    if agg.get("rule", "mean") != "mean":
+        raise ValueError(f"{meta['name']}: robust rule {agg['rule']!r} needs plaintext updates; under HE the server only adds")
     if agg.get("server_momentum"):
         raise ValueError(f"{meta['name']}: server momentum cannot run under HE (the server never holds the model)")
     model = _by_id(server["components"], "persistor")["args"]["model"]

@@ -59,7 +59,8 @@ class EncryptedRoundAggregator(RoundAggregator):
         momentum (the server never holds the model) and without a norm bound (checked at the sites)."""
         super().__init__(algorithm, tau_eff, 0.0, min_accepted)
         self.weighting = PreWeighted(make_weighting(algorithm, tau_eff))
-        self.round = RoundAggregation(self.weighting, checks=(), rule=WeightedSum(CiphertextSum()), min_accepted=min_accepted)
+        self.round = RoundAggregation(self.weighting, checks=(), rule=WeightedSum(CiphertextSum()), min_accepted=min_accepted,
+                                      alert_threshold=None)  # the server cannot see values: no norm statistics
         self.context: ts.Context | None = None
 
     def handle_event(self, event_type: str, fl_ctx: FLContext) -> None:

@@ -25,7 +25,8 @@ from nvflare.app_common.app_constant import AppConstants
 
 from consortium.aggregation.checks import DEFAULT_CHECKS, NormBound
 from consortium.aggregation.fednova import TauEff
-from consortium.aggregation.round import RoundAggregation
+from consortium.aggregation.robust import make_robust_rule
+from consortium.aggregation.round import DEFAULT_ALERT_Z, RoundAggregation
 from consortium.aggregation.server_step import make_server_step
 from consortium.aggregation.weighting import make_weighting
 from consortium.flare.result_io import ReceivedResult, read_shareable, site_of
@@ -44,6 +45,12 @@ class AggregatorConfig:
     min_accepted: fewer accepted results than this fails the round instead of publishing a model
         built from too few sites (ScatterAndGather counts rejected results as responses).
     max_update_norm: reject an update whose L2 norm exceeds this (None: no bound).
+    rule: "mean" (the algorithm's weighted mean, streamed) or a robust rule that holds the round's
+        updates: "median", "trimmed_mean" (``trim`` per side), "krum" (``krum_f`` Byzantine sites;
+        refused unless ``sites`` >= 2 krum_f + 3), "norm_clip" (clip to the round's median norm).
+    sites: the consortium's size, to check a robust rule's conditions when the job is built.
+    alert_threshold: robust z-score above which a site's update norm or direction is flagged in
+        the round record (None: no per-site statistics).
     """
 
     algorithm: str = "fedavg"
@@ -51,19 +58,28 @@ class AggregatorConfig:
     server_momentum: float = 0.0
     min_accepted: int = 1
     max_update_norm: float | None = None
+    rule: str = "mean"
+    trim: int = 1
+    krum_f: int = 1
+    sites: int | None = None
+    alert_threshold: float | None = DEFAULT_ALERT_Z
 
     def build(self) -> RoundAggregation:
         checks = DEFAULT_CHECKS + ((NormBound(self.max_update_norm),) if self.max_update_norm is not None else ())
-        return RoundAggregation(make_weighting(self.algorithm, self.tau_eff), checks=checks,
-                                step=make_server_step(self.server_momentum), min_accepted=self.min_accepted)
+        rule = None if self.rule == "mean" else make_robust_rule(self.rule, self.trim, self.krum_f, self.sites)
+        return RoundAggregation(make_weighting(self.algorithm, self.tau_eff), checks=checks, rule=rule,
+                                step=make_server_step(self.server_momentum), min_accepted=self.min_accepted,
+                                alert_threshold=self.alert_threshold)
 
 
 class RoundAggregator(Aggregator):
     def __init__(self, algorithm: str = "fedavg", tau_eff: str = TauEff.NORMALISERS.value, server_momentum: float = 0.0,
-                 min_accepted: int = 1, max_update_norm: float | None = None) -> None:
+                 min_accepted: int = 1, max_update_norm: float | None = None, rule: str = "mean", trim: int = 1,
+                 krum_f: int = 1, sites: int | None = None, alert_threshold: float | None = DEFAULT_ALERT_Z) -> None:
         """See :class:`AggregatorConfig`; every argument is checked here, when the job is built."""
         super().__init__()
-        self.config = AggregatorConfig(algorithm, tau_eff, server_momentum, min_accepted, max_update_norm)
+        self.config = AggregatorConfig(algorithm, tau_eff, server_momentum, min_accepted, max_update_norm, rule, trim,
+                                       krum_f, sites, alert_threshold)
         self.round = self.config.build()
         self._round_number: int | None = None
 
@@ -104,6 +120,8 @@ class RoundAggregator(Aggregator):
         accepted = [rnd.accepted[s] for s in sorted(rnd.accepted)]
         update, record = rnd.close(finished_at=time.time())
         self.log_info(fl_ctx, record.line())
+        for site, why in record.alerts.items():
+            self.log_warning(fl_ctx, f"ALERT round {record.round}: {site}: {why}")
         fl_ctx.set_prop(ROUND_RECORD_PROP, record.to_dict(), private=True, sticky=False)
         self.fire_event(ROUND_RECORD_EVENT, fl_ctx)
         return self.publish(update, accepted, record.round, fl_ctx)

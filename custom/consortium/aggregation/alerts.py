@@ -1,0 +1,59 @@
+"""Per-site anomaly statistics of a round and the alerts they raise.
+
+For each accepted site: the L2 norm of its update and the cosine between its update and the
+previous round's global update (a sign-flipped or off-course update points away from where the
+consortium went). Across the round's sites, a robust z-score (Iglewicz & Hoaglin 1993):
+``z = (x - median) / (1.4826 MAD)``, on log-norms (so a site that does 5x the local work is not an
+outlier, one that sends 50x is) and on cosines. A site alerts when its log-norm z exceeds the
+threshold or its cosine z falls below minus the threshold. Metadata only: norms and cosines, never
+values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from consortium.aggregation.robust import l2_norm
+
+MAD_TO_SD = 1.4826
+
+
+def robust_z(values: Mapping[str, float]) -> dict[str, float]:
+    """Robust z-scores; all 0 when the spread is 0 or there are fewer than 3 values."""
+    if len(values) < 3:
+        return dict.fromkeys(values, 0.0)
+    x = np.array(list(values.values()), dtype=np.float64)
+    med = float(np.median(x))
+    scale = MAD_TO_SD * float(np.median(np.abs(x - med)))
+    if scale == 0.0:
+        scale = 1.2533 * float(np.mean(np.abs(x - med)))  # mean absolute deviation, for ties at the median
+    if scale == 0.0:
+        return dict.fromkeys(values, 0.0)
+    return {k: (v - med) / scale for k, v in values.items()}
+
+
+def cosine(update: Mapping[str, np.ndarray], direction: Mapping[str, np.ndarray] | None) -> float | None:
+    if direction is None or set(direction) != set(update):
+        return None
+    dot = sum(float(np.vdot(np.asarray(update[k], dtype=np.float64), np.asarray(direction[k], dtype=np.float64))) for k in update)
+    denom = l2_norm(update) * l2_norm(direction)
+    return dot / denom if denom > 0 else None
+
+
+def alerts(norms: Mapping[str, float], cosines: Mapping[str, float], threshold: float) -> dict[str, str]:
+    """``{site: reason}`` for the sites whose norm or direction is an outlier in this round."""
+    out = {}
+    z_norm = robust_z({s: math.log10(n) for s, n in norms.items() if n > 0})
+    z_cos = robust_z(cosines)
+    for site in sorted(set(norms) | set(cosines)):
+        reasons = []
+        if z_norm.get(site, 0.0) > threshold:
+            reasons.append(f"update norm {norms[site]:.3g} (robust z {z_norm[site]:.1f} on log-norms)")
+        if z_cos.get(site, 0.0) < -threshold:
+            reasons.append(f"cosine to the last global update {cosines[site]:.2f} (robust z {z_cos[site]:.1f})")
+        if reasons:
+            out[site] = "; ".join(reasons)
+    return out
