@@ -82,6 +82,12 @@ def test_an_update_pointing_away_from_the_consortium_alerts():
     assert list(flagged) == ["evil"] and "cosine" in flagged["evil"]
 
 
+def test_a_twice_larger_honest_update_does_not_alert_even_with_a_tiny_spread():
+    # three nearly equal norms make the MAD tiny: z is huge, but 2x the median is not an outlier
+    assert alerts({"a": 0.108, "b": 0.108, "c": 0.111, "small_site": 0.199}, {}, threshold=3.5) == {}
+    assert alerts({}, {"a": 0.41, "b": 0.32, "c": 0.30, "d": -0.22}, threshold=3.5) == {}
+
+
 def test_the_round_record_carries_norms_directions_and_alerts():
     rnd = RoundAggregation(FedAvgWeighting())
     for r, evil in enumerate((u(1, 1), u(-60, -60))):
@@ -97,3 +103,20 @@ def test_the_round_record_carries_norms_directions_and_alerts():
 def test_the_aggregator_refuses_krum_for_a_consortium_too_small():
     with pytest.raises(ValueError, match="2f\\+3"):
         RoundAggregator(rule="krum", krum_f=1, sites=4)
+
+
+def test_an_alerted_site_can_be_left_out_of_its_round():
+    rnd = RoundAggregation(FedAvgWeighting(), rule=make_robust_rule("held_mean"), exclude_alerted=True)
+    rnd.start(0, {"w": np.zeros(2, dtype=np.float32)})
+    for site, update in {"a": u(1, 1), "b": u(1.1, 0.9), "c": u(0.9, 1.1), "evil": u(-60, -60)}.items():
+        rnd.offer(site, update, SiteResult(n_samples=10))
+
+    out, record = rnd.close()
+
+    np.testing.assert_allclose(out["w"], [1.0, 1.0], rtol=1e-6)  # the mean of a, b, c
+    assert record.contributors == ["a", "b", "c"] and record.rejected["evil"].startswith("excluded this round by its alert")
+
+
+def test_exclusion_needs_a_rule_that_holds_the_updates():
+    with pytest.raises(ValueError, match="exclude_alerted needs"):
+        RoundAggregation(FedAvgWeighting(), exclude_alerted=True)

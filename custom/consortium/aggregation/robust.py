@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from consortium.aggregation.weighted_mean import weighted_mean
+
 Update = Mapping[str, np.ndarray]
 
 
@@ -112,6 +114,10 @@ class HeldRule:
         finally:
             self.reset()
 
+    def drop(self, index: int) -> None:
+        """Forget the ``index``-th update added this round (an excluded site)."""
+        del self.updates[index], self.coefficients[index]
+
     def reset(self) -> None:
         self.updates: list[Update] = []
         self.coefficients: list[float] = []
@@ -135,4 +141,6 @@ def make_robust_rule(rule: str, trim: int = 1, krum_f: int = 1, sites: int | Non
         return HeldRule(rule, lambda us, cs, s: krum(us, krum_f), min_updates=2 * krum_f + 3)
     if rule == "norm_clip":
         return HeldRule(rule, lambda us, cs, s: norm_clipped_mean(us, [c * s for c in cs]))
+    if rule == "held_mean":  # the algorithm's weighted mean, holding the updates (to exclude alerted sites first)
+        return HeldRule(rule, lambda us, cs, s: weighted_mean(us, [c * s for c in cs]))
     raise ValueError(f"rule must be 'mean' or one of {list(ROBUST_RULES)}, got {rule!r}")

@@ -35,10 +35,16 @@ DEFAULT_ALERT_Z = 3.5  # Iglewicz & Hoaglin's cut-off for the modified z-score
 class RoundAggregation:
     def __init__(self, weighting: Weighting, checks: Sequence[UpdateCheck] = DEFAULT_CHECKS,
                  rule: WeightedSum | HeldRule | None = None, step: ServerStep | None = None, min_accepted: int = 1,
-                 alert_threshold: float | None = DEFAULT_ALERT_Z) -> None:
+                 alert_threshold: float | None = DEFAULT_ALERT_Z, exclude_alerted: bool = False) -> None:
         """``alert_threshold``: robust z above which a site's update norm or direction raises an
         alert in the round record (:mod:`consortium.aggregation.alerts`); None for no statistics
-        (an encrypted round, whose values the server cannot see)."""
+        (an encrypted round, whose values the server cannot see). ``exclude_alerted``: leave an
+        alerted site out of the round (it is then listed as rejected); needs a rule that holds the
+        round's updates."""
+        if exclude_alerted and (alert_threshold is None or not getattr(rule, "needs_all_updates", False)):
+            raise ValueError("exclude_alerted needs alerts (alert_threshold) and a rule that holds the round's updates "
+                             "(a robust rule, or 'held_mean')")
+        self.exclude_alerted = exclude_alerted
         if not isinstance(min_accepted, int) or isinstance(min_accepted, bool) or min_accepted < 1:
             raise ValueError(f"min_accepted must be an integer >= 1, got {min_accepted!r}")
         if alert_threshold is not None and not (isinstance(alert_threshold, int | float) and alert_threshold > 0):
@@ -98,9 +104,15 @@ class RoundAggregation:
                 why = "; ".join(f"{s}: {r}" for s, r in sorted(self.rejected.items())) or "no rejections"
                 raise RuntimeError(f"round {self.round_number}: accepted results from {sorted(self.accepted)}, need "
                                    f"min_accepted={self.min_accepted} ({why})")
+            flagged = alerts(self.norms, self.cosines, self.alert_threshold) if self.alert_threshold is not None else {}
+            if self.exclude_alerted and len(self.accepted) - len(flagged) >= self.min_accepted:
+                for i, site in reversed(list(enumerate(self.accepted))):  # rule.add order = acceptance order
+                    if site in flagged:
+                        self.rule.drop(i)
+                        del self.accepted[site]
+                        self.rejected[site] = f"excluded this round by its alert: {flagged[site]}"
             results = [self.accepted[s] for s in sorted(self.accepted)]
             combined = self.rule.result(self.weighting.scale(results))
-            flagged = alerts(self.norms, self.cosines, self.alert_threshold) if self.alert_threshold is not None else {}
             record = summarise_round(self.round_number, self.accepted, self.rejected, finished_at,
                                      norms=self.norms, cosines=self.cosines, alerts=flagged)
             if self.alert_threshold is not None:

@@ -51,6 +51,7 @@ class AggregatorConfig:
     sites: the consortium's size, to check a robust rule's conditions when the job is built.
     alert_threshold: robust z-score above which a site's update norm or direction is flagged in
         the round record (None: no per-site statistics).
+    exclude_alerted: leave a flagged site out of that round (recorded as rejected, with the alert).
     """
 
     algorithm: str = "fedavg"
@@ -63,23 +64,28 @@ class AggregatorConfig:
     krum_f: int = 1
     sites: int | None = None
     alert_threshold: float | None = DEFAULT_ALERT_Z
+    exclude_alerted: bool = False
 
     def build(self) -> RoundAggregation:
         checks = DEFAULT_CHECKS + ((NormBound(self.max_update_norm),) if self.max_update_norm is not None else ())
-        rule = None if self.rule == "mean" else make_robust_rule(self.rule, self.trim, self.krum_f, self.sites)
+        if self.rule == "mean":  # streamed, unless alerted sites must be left out before combining
+            rule = make_robust_rule("held_mean") if self.exclude_alerted else None
+        else:
+            rule = make_robust_rule(self.rule, self.trim, self.krum_f, self.sites)
         return RoundAggregation(make_weighting(self.algorithm, self.tau_eff), checks=checks, rule=rule,
                                 step=make_server_step(self.server_momentum), min_accepted=self.min_accepted,
-                                alert_threshold=self.alert_threshold)
+                                alert_threshold=self.alert_threshold, exclude_alerted=self.exclude_alerted)
 
 
 class RoundAggregator(Aggregator):
     def __init__(self, algorithm: str = "fedavg", tau_eff: str = TauEff.NORMALISERS.value, server_momentum: float = 0.0,
                  min_accepted: int = 1, max_update_norm: float | None = None, rule: str = "mean", trim: int = 1,
-                 krum_f: int = 1, sites: int | None = None, alert_threshold: float | None = DEFAULT_ALERT_Z) -> None:
+                 krum_f: int = 1, sites: int | None = None, alert_threshold: float | None = DEFAULT_ALERT_Z,
+                 exclude_alerted: bool = False) -> None:
         """See :class:`AggregatorConfig`; every argument is checked here, when the job is built."""
         super().__init__()
         self.config = AggregatorConfig(algorithm, tau_eff, server_momentum, min_accepted, max_update_norm, rule, trim,
-                                       krum_f, sites, alert_threshold)
+                                       krum_f, sites, alert_threshold, exclude_alerted)
         self.round = self.config.build()
         self._round_number: int | None = None
 
