@@ -56,7 +56,7 @@ def provenance() -> list[str]:
 
     dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""
     versions = []
-    for pkg in ("nvflare", "torch", "monai", "tenseal", "opacus", "numpy"):
+    for pkg in ("nvflare", "torch", "monai", "tenseal", "opacus", "numpy", "scikit-learn"):
         try:
             versions.append(f"{pkg} {version(pkg)}")
         except PackageNotFoundError:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-for name in ("round_overhead", "aggregation_memory", "he_cost", "poisoning", "fednova_heterogeneous", "heart_accuracy", "imaging_segmentation"):
+BENCHMARKS = ("round_overhead", "aggregation_memory", "he_cost", "poisoning", "fednova_heterogeneous", "heart_selection",
+              "heart_standardisation", "heart_accuracy", "imaging_segmentation")
+for name in BENCHMARKS:
     print(f"== {name}", flush=True)
     runpy.run_path(str(HERE / f"{name}.py"), run_name="__main__")

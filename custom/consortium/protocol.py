@@ -9,8 +9,9 @@ Each field is declared once in :data:`FIELDS` with
 
 * its **use**: ``combine`` (the server's combination needs it; a result without a valid value is
   rejected, by the reader for ``n_samples`` and by the weighting that needs it for FedNova's
-  ``local_steps``/``fednova_a``) or ``report`` (round reports only: a result without it, or with
-  a malformed value, is still combined and the round record names what was missing);
+  ``local_steps``/``fednova_a``), ``report`` (round reports only: a result without it, or with
+  a malformed value, is still combined and the round record names what was missing) or
+  ``optional`` (reported when present, e.g. the ε of a site under DP);
 * its **release** rule for privacy policies: ``exact`` (must travel as computed), ``coarsen``
   (may be rounded or bucketed, but must stay a valid value) or ``drop`` (may be removed).
 
@@ -39,6 +40,7 @@ class Task(StrEnum):
 class Use(StrEnum):
     COMBINE = "combine"
     REPORT = "report"
+    OPTIONAL = "optional"  # reported when present; its absence is not an incomplete report
 
 
 class Release(StrEnum):
@@ -69,6 +71,8 @@ FIELDS: dict[str, FieldSpec] = {
         FieldSpec("val_n", int, Use.REPORT, Release.COARSEN, "test examples the received model was scored on"),
         FieldSpec("val_score_sum", float, Use.REPORT, Release.COARSEN, "sum of the per-example metric over them"),
         FieldSpec("val_loss", float, Use.REPORT, Release.DROP, "the received model's mean loss on them"),
+        FieldSpec("dp_epsilon", float, Use.OPTIONAL, Release.EXACT,
+                  "the site's privacy loss epsilon for this job so far (written by its DP filter)"),
     )
 }
 
@@ -101,6 +105,7 @@ class SiteResult:
     val_n: int | None = None
     val_score_sum: float | None = None
     val_loss: float | None = None
+    dp_epsilon: float | None = None
     missing: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
@@ -150,7 +155,8 @@ def read_result(site: str, meta: Mapping) -> SiteResult:
         except ValueError as e:
             if spec.use == Use.COMBINE:
                 raise ValueError(f"result from {site}: meta field {e}") from None
-            missing.append(key)
+            if spec.use == Use.REPORT:
+                missing.append(key)
     if "n_samples" not in values:
         raise ValueError(f"result from {site} lacks meta field 'n_samples'")
     try:

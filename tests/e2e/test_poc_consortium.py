@@ -64,7 +64,7 @@ def test_fedprox_job_through_admin_api_completes_all_rounds(poc_consortium, tmp_
 def test_fednova_job_with_heterogeneous_local_work_completes(poc_consortium, tmp_path):
     folder = submit_and_follow(poc_consortium, JOBS / "heart_fednova", tmp_path / "results", echo=lambda _: None)
     results = load_results(folder)
-    assert len(results.rounds) == 30
+    assert len(results.rounds) == 50
     # epochs x ceil(n_train / 8): cleveland 5 x 25, hungary 3 x 22, switzerland 1 x 4, va-long-beach 2 x 11
     assert results.rounds["local_steps"].iloc[-1] == {"cleveland": 125, "hungary": 66, "switzerland": 4, "va-long-beach": 22}
     assert results.final_pooled_score >= 0.78

@@ -33,6 +33,7 @@ class RoundSummary:
     site_norms: dict[str, float] = field(default_factory=dict)  # L2 norm of each accepted update
     site_cosines: dict[str, float] = field(default_factory=dict)  # cosine to the previous global update
     alerts: dict[str, str] = field(default_factory=dict)  # site -> why its update is an outlier
+    epsilon: dict[str, float] = field(default_factory=dict)  # site -> its privacy loss for this job so far (DP)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -77,4 +78,5 @@ def summarise_round(round_number: int, results: Mapping[str, SiteResult], reject
         site_norms=dict(sorted((norms or {}).items())),
         site_cosines=dict(sorted((cosines or {}).items())),
         alerts=dict(sorted((alerts or {}).items())),
+        epsilon={s: r.dp_epsilon for s, r in sorted(results.items()) if r.dp_epsilon is not None},
     )

@@ -20,7 +20,7 @@ from consortium.learning.loop import TrainConfig, TrainResult, seeded, train_wit
 class LogisticRegression(nn.Module):
     """``sigmoid(w.x + b)``: FLamby's Fed-Heart-Disease baseline. Outputs logits, shape (n,)."""
 
-    def __init__(self, in_features: int = 15, init_seed: int | None = 0) -> None:
+    def __init__(self, in_features: int = 13, init_seed: int | None = 0) -> None:
         super().__init__()
         with seeded(init_seed):
             self.linear = nn.Linear(in_features, 1)
@@ -32,7 +32,7 @@ class LogisticRegression(nn.Module):
 class MLP(nn.Module):
     """One hidden ReLU layer; outputs logits, shape (n,)."""
 
-    def __init__(self, in_features: int = 15, hidden: int = 16, init_seed: int | None = 0) -> None:
+    def __init__(self, in_features: int = 13, hidden: int = 16, init_seed: int | None = 0) -> None:
         super().__init__()
         with seeded(init_seed):
             self.net = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, 1))
