@@ -153,6 +153,8 @@ def install_site_policies(project: Project, kits: Path, storage_root: Path | Non
             _point_storage(resources, storage_root)
         (local / "resources.json").write_text(json.dumps(resources, indent=2) + "\n")
         shutil.copyfile(authorization, local / "authorization.json")
+    from consortium.cli.site_privacy import install_site_privacy  # here: site_privacy imports this module
+    install_site_privacy(project, kits)
 
 
 def _point_storage(resources: dict, root: Path) -> None:

@@ -33,6 +33,7 @@ from consortium.flare.result_io import ReceivedResult, read_shareable, site_of
 from consortium.protocol import SiteResult
 
 ROUND_RECORD_EVENT = "consortium.round_record"
+REFUSAL_HEADER = "consortium_privacy_refusal"  # a site's reason for refusing a release (privacy filter)
 ROUND_RECORD_PROP = "consortium.round_record"
 
 
@@ -97,6 +98,12 @@ class RoundAggregator(Aggregator):
             self.round.start(number or 0, model.get(ModelLearnableKey.WEIGHTS) if model is not None else None)
             self._round_number = number
         return self.round
+
+    def record_refusal(self, site: str, return_code: str, shareable: Shareable, fl_ctx: FLContext) -> None:
+        """A result FLARE turned away before ``accept`` (an error reply, a site's privacy refusal):
+        named in the round record with the site's reason when it gave one."""
+        reason = shareable.get_header(REFUSAL_HEADER) or "no reason given"
+        self.log_warning(fl_ctx, f"rejected: {self._current(fl_ctx).reject(site, f'{site} returned {return_code}: {reason}')}")
 
     def accept(self, shareable: Shareable, fl_ctx: FLContext) -> bool:
         rnd = self._current(fl_ctx)

@@ -24,7 +24,14 @@ from nvflare.apis.fl_context import FLContext
 from consortium.data.imaging import DEFAULT_TEST_FRACTION, load_site_data, site_split
 from consortium.flare.site_executor import Score, SiteExecutor
 from consortium.learning.loop import TrainConfig, get_weights
-from consortium.learning.segmentation import SegmentationUNet, dice_scores, predict, train_segmentation
+from consortium.learning.segmentation import (
+    SegmentationUNet,
+    dice_loss,
+    dice_scores,
+    predict,
+    train_segmentation,
+    training_loader,
+)
 from consortium.learning.settings import LocalTrainingSettings
 
 SITE_DATA_ROOT_ENV = "CONSORTIUM_SITE_DATA_ROOT"
@@ -92,6 +99,12 @@ class SegmentationExecutor(SiteExecutor):
 
     def fit(self, model, config: TrainConfig, seed: int, fedprox_mu: float | None, fl_ctx: FLContext):
         return train_segmentation(model, *self.train, config, seed=seed, fedprox_mu=fedprox_mu)
+
+    def training_loader(self, config: TrainConfig, seed: int, fl_ctx: FLContext):
+        return training_loader(*self.train, config.batch_size, seed)
+
+    def loss_function(self):
+        return dice_loss()
 
     def score(self, model, fl_ctx: FLContext) -> Score:
         images, masks = self.test

@@ -29,6 +29,9 @@ from consortium.flare.result_io import result_shareable
 from consortium.learning.fednova import local_normaliser
 from consortium.learning.loop import TrainConfig, get_weights, set_weights
 from consortium.learning.settings import LocalTrainingSettings
+from consortium.privacy.declaration import MODEL_OF_KEY, declare
+from consortium.privacy.dp_sgd import MECHANISM as DP_SGD
+from consortium.privacy.dp_sgd import train_dp_sgd
 from consortium.protocol import SiteResult, Task
 
 
@@ -71,6 +74,14 @@ class SiteExecutor(Executor):
     @abstractmethod
     def score(self, model: torch.nn.Module, fl_ctx: FLContext) -> Score:
         """The model's score on the site's test split."""
+
+    def training_loader(self, config: TrainConfig, seed: int, fl_ctx: FLContext):
+        """The site's training data as a torch ``DataLoader`` (for DP-SGD, which resamples it)."""
+        raise NotImplementedError(f"{type(self).__name__} does not support dp_sgd")
+
+    def loss_function(self):
+        """The per-batch training loss (mean over the batch), for DP-SGD."""
+        raise NotImplementedError(f"{type(self).__name__} does not support dp_sgd")
 
     def extra_tasks(self) -> dict:
         return {}
@@ -139,7 +150,12 @@ class SiteExecutor(Executor):
         round_number = int(shareable.get_header(AppConstants.CURRENT_ROUND, 0))
         config, seed = self.settings.train_config(site), self.settings.round_seed(round_number, site)
         started = time.perf_counter()
-        trained = self.fit(self.model, config, seed, mu, fl_ctx)
+        release = None
+        if self.settings.dp_sgd is not None:
+            trained, release = train_dp_sgd(self.model, self.training_loader(config, seed, fl_ctx),
+                                             self.loss_function(), config, self.settings.dp_sgd, seed, mu)
+        else:
+            trained = self.fit(self.model, config, seed, mu, fl_ctx)
         train_seconds = time.perf_counter() - started
         self.local_weights = get_weights(self.model)
         diff = {k: self.local_weights[k] - global_weights[k] for k in global_weights}
@@ -157,7 +173,14 @@ class SiteExecutor(Executor):
         self.log_info(fl_ctx, f"round {round_number}: {trained.steps} steps, loss {trained.mean_loss:.4f}, "
                               f"received model {self.metric} {before.mean:.3f}")
         self.after_train(round_number, fl_ctx, config, seed, trained, before)
-        return result_shareable(diff, result)
+        shareable = result_shareable(diff, result)
+        if release is not None:  # the server, and the site's DP filter, see what was applied
+            dxo = from_shareable(shareable)
+            declare(dxo.meta, release)
+            self.log_info(fl_ctx, f"round {round_number}: DP-SGD sigma {release.noise_multiplier:.4g}, "
+                                  f"C {release.clip_norm:g}, q {release.sample_rate:.4g}, {release.steps} steps")
+            shareable = dxo.to_shareable()
+        return shareable
 
     def _normaliser(self, steps: int, config: TrainConfig, fl_ctx: FLContext) -> float | None:
         """FedNova's a_k when the local optimiser has a closed form for it; otherwise None, so
@@ -186,4 +209,7 @@ class SiteExecutor(Executor):
         if weights is None:
             self.log_error(fl_ctx, "submit_model: this site has not trained a model in this job")
             return make_reply(ReturnCode.EXECUTION_EXCEPTION)
-        return DXO(data_kind=DataKind.WEIGHTS, data=weights).to_shareable()
+        meta = {}
+        if self.settings.dp_sgd is not None and weights is self.local_weights:
+            meta[MODEL_OF_KEY] = DP_SGD  # w_global + the DP-SGD update already released: post-processing
+        return DXO(data_kind=DataKind.WEIGHTS, data=weights, meta=meta).to_shareable()

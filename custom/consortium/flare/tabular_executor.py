@@ -24,7 +24,7 @@ from consortium.data.standardisation import Standardiser, local_moments
 from consortium.flare.site_executor import Score, SiteExecutor
 from consortium.learning.loop import TrainConfig
 from consortium.learning.settings import LocalTrainingSettings
-from consortium.learning.tabular import evaluate, train_local
+from consortium.learning.tabular import evaluate, tabular_loader, train_local
 from consortium.protocol import Task
 
 
@@ -45,20 +45,28 @@ class TabularExecutor(SiteExecutor):
         model_args: dict | None = None,
         centre: str | None = None,
         data_path: str | None = None,
+        standardisation: dict | None = None,
         **training,
     ) -> None:
         """Args:
         model_path / model_args: the model class (must match the server persistor's).
         centre / data_path: which heart-disease centre this site is (default: the site's name)
             and an optional path to its ``processed.*.data`` file (default: the packaged one).
+        standardisation: a public ``{"mean": [...], "std": [...]}`` (e.g. clinical reference
+            ranges, not computed from any site's data) used instead of the federated one, for jobs
+            under a DP policy, where the feature moments may not leave the site.
         **training: :class:`~consortium.learning.settings.LocalTrainingSettings` (epochs,
-            site_epochs, lr, batch_size, momentum, fedprox_mu, seed).
+            site_epochs, lr, batch_size, momentum, fedprox_mu, seed, dp_sgd).
         """
         super().__init__(build_model(model_path, model_args or {}), LocalTrainingSettings.from_args(training))
         self.centre = centre
         self.data_path = data_path
         self.data: SiteSplit | None = None
         self.standardiser: Standardiser | None = None
+        if standardisation is not None:
+            self.standardiser = Standardiser.from_dict(standardisation)
+            if self.standardiser.mean.shape != self.standardiser.std.shape or not (self.standardiser.std > 0).all():
+                raise ValueError(f"standardisation needs equal-length mean and std with std > 0, got {standardisation!r}")
 
     def load(self, fl_ctx: FLContext) -> int:
         if self.data is None:
@@ -77,6 +85,13 @@ class TabularExecutor(SiteExecutor):
     def fit(self, model, config: TrainConfig, seed: int, fedprox_mu: float | None, fl_ctx: FLContext):
         x_train, y_train, _, _ = self._scaled(fl_ctx)
         return train_local(model, x_train, y_train, config, seed=seed, fedprox_mu=fedprox_mu)
+
+    def training_loader(self, config: TrainConfig, seed: int, fl_ctx: FLContext):
+        x_train, y_train, _, _ = self._scaled(fl_ctx)
+        return tabular_loader(x_train, y_train, config.batch_size, seed)
+
+    def loss_function(self):
+        return torch.nn.BCEWithLogitsLoss()
 
     def score(self, model, fl_ctx: FLContext) -> Score:
         _, _, x_test, y_test = self._scaled(fl_ctx)

@@ -45,17 +45,27 @@ def _loader(images: np.ndarray, masks: np.ndarray, batch_size: int, shuffle: boo
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=gen, num_workers=0)
 
 
+def training_loader(images: np.ndarray, masks: np.ndarray, batch_size: int, seed: int):
+    """Shuffled training batches (MONAI ``DataLoader``, a torch one, so Opacus can resample it)."""
+    return _loader(images, masks, batch_size, True, seed)
+
+
+def dice_loss() -> nn.Module:
+    """MONAI's Dice loss on sigmoid outputs, per image then averaged over the batch."""
+    from monai.losses import DiceLoss
+
+    return DiceLoss(sigmoid=True)
+
+
 def train_segmentation(model: nn.Module, images: np.ndarray, masks: np.ndarray, config: TrainConfig, seed: int,
                        fedprox_mu: float | None = None) -> TrainResult:
     """SGD on MONAI's Dice loss (sigmoid outputs) for ``config.epochs`` epochs, with FedProx's
     term when ``fedprox_mu`` is set; in place."""
-    from monai.losses import DiceLoss
-
     if len(images) == 0:
         raise ValueError("train_segmentation got no training images")
     with seeded(seed):
         return train_with_sgd(model, lambda epoch: _loader(images, masks, config.batch_size, True, seed + epoch),
-                              DiceLoss(sigmoid=True), config, fedprox_mu)
+                              dice_loss(), config, fedprox_mu)
 
 
 @torch.no_grad()

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 
 from consortium.learning.loop import TrainConfig
+from consortium.privacy.dp_sgd import DPSGDConfig
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,9 @@ class LocalTrainingSettings:
     lr, batch_size, momentum: local SGD settings.
     fedprox_mu: FedProx coefficient; None for none (0 is accepted and warned about: it is FedAvg).
     seed: base seed; each (round, site) derives its own shuffling seed from it.
+    dp_sgd: sample-level DP-SGD (:class:`~consortium.privacy.dp_sgd.DPSGDConfig` fields:
+        ``max_grad_norm``, ``noise_multiplier`` or ``target_epsilon`` with ``planned_rounds``,
+        ``delta``, ``accountant``); None for plain SGD.
     """
 
     epochs: int = 1
@@ -27,6 +31,7 @@ class LocalTrainingSettings:
     momentum: float = 0.0
     fedprox_mu: float | None = None
     seed: int = 0
+    dp_sgd: DPSGDConfig | Mapping | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.site_epochs, Mapping):
@@ -44,6 +49,8 @@ class LocalTrainingSettings:
             raise ValueError(f"fedprox_mu must be a number >= 0 or null, got {self.fedprox_mu!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        if self.dp_sgd is not None and not isinstance(self.dp_sgd, DPSGDConfig):
+            object.__setattr__(self, "dp_sgd", DPSGDConfig.from_args(self.dp_sgd))
 
     @classmethod
     def from_args(cls, args: Mapping, defaults: Mapping | None = None) -> LocalTrainingSettings:
