@@ -181,3 +181,22 @@ def test_the_record_is_announced_as_an_event(engine, fl_ctx):
 def test_bad_arguments_are_refused_when_the_job_is_built(kwargs, name):
     with pytest.raises(ValueError, match=name):
         RoundAggregator(**kwargs)
+
+
+def test_a_result_flare_turned_away_is_named_with_the_sites_reason(engine, fl_ctx, tmp_path):
+    from nvflare.apis.shareable import make_reply
+
+    from consortium.flare.round_aggregator import REFUSAL_HEADER
+
+    engine.handlers.append(RoundProgressWriter())
+    agg = RoundAggregator()
+    refused = make_reply("PRIVACY_REFUSED")
+    refused.set_header(REFUSAL_HEADER, "epsilon 1.6 would exceed the site budget 1.5")
+    agg.record_refusal("b", "PRIVACY_REFUSED", refused, fl_ctx)
+    agg.accept(result("a", [1.0, 1.0], dp_epsilon=0.7), fl_ctx)
+
+    agg.aggregate(fl_ctx)
+
+    line = records(tmp_path)[-1]
+    assert line["rejected"] == {"b": "b returned PRIVACY_REFUSED: epsilon 1.6 would exceed the site budget 1.5"}
+    assert line["epsilon"] == {"a": 0.7} and line["incomplete"] == {}
