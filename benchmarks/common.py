@@ -61,8 +61,12 @@ def provenance() -> list[str]:
             versions.append(f"{pkg} {version(pkg)}")
         except PackageNotFoundError:
             pass
+    def shown(arg: str) -> str:  # paths inside the repository, relative to its root
+        full = os.path.abspath(arg)
+        return os.path.relpath(full, REPO) if os.path.exists(full) and full.startswith(str(REPO)) else arg
+
     command = " ".join([os.path.relpath(sys.executable, REPO) if sys.executable.startswith(str(REPO)) else "python",
-                        *[os.path.relpath(a, REPO) if a.startswith(str(REPO)) else a for a in sys.argv]])
+                        *map(shown, sys.argv)])
     return ["", "---", f"Made by `{command}` at commit {git('rev-parse', '--short', 'HEAD')}{dirty}, "
             f"{time.strftime('%Y-%m-%d')}, on {os.cpu_count()} CPU cores ({platform.machine()}), "
             f"Python {platform.python_version()}, {', '.join(versions)}."]
