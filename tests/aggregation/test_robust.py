@@ -120,3 +120,9 @@ def test_an_alerted_site_can_be_left_out_of_its_round():
 def test_exclusion_needs_a_rule_that_holds_the_updates():
     with pytest.raises(ValueError, match="exclude_alerted needs"):
         RoundAggregation(FedAvgWeighting(), exclude_alerted=True)
+
+
+def test_fednova_refuses_rules_that_ignore_its_normalisers():
+    with pytest.raises(ValueError, match="ignores FedNova's normalisers"):
+        RoundAggregator(algorithm="fednova", rule="median")
+    RoundAggregator(algorithm="fednova", rule="norm_clip")

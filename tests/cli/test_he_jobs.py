@@ -40,3 +40,13 @@ def test_keys_are_made_once_and_kept_in_the_provisioning_state(tmp_path):
     assert kid(again / "hungary" / "startup", "client_context.tenseal") == kid(site, "client_context.tenseal")
     assert not ts.context_from((server / "server_context.tenseal").read_bytes()).is_private()
     assert (server / "signature.json").is_file()  # FLARE signs kits that hold a context
+    for secret in (site / "client_context.tenseal", tmp_path / "ws" / project.name / "state" / "he_context.tenseal"):
+        assert secret.stat().st_mode & 0o777 == 0o600, secret
+
+
+def test_a_site_norm_bound_follows_the_job_into_its_he_variant():
+    server = {"components": [{"id": "aggregator", "args": {"max_update_norm": 3.0}},
+                             {"id": "persistor", "args": {"model": {}}}], "workflows": [{"id": "scatter_and_gather", "args": {}}]}
+    client = {"executors": [{"tasks": ["train"], "executor": {"args": {}}}]}
+    _, _, he_client = he_configs({"name": "x"}, server, client)
+    assert he_client["task_result_filters"][0]["filters"][0]["args"]["max_update_norm"] == 3.0

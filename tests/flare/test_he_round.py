@@ -151,3 +151,26 @@ def test_missing_keys_name_the_provisioning_command(tmp_path, monkeypatch):
     monkeypatch.setenv(HE_KEYS_ENV, str(tmp_path / "nowhere"))
     with pytest.raises(ValueError, match=r"provision the consortium with the HEKeysBuilder .*consortium poc up"):
         load_context(ctx("a"), secret=True)
+
+
+def test_a_message_with_too_few_ciphertexts_is_rejected_before_anything_is_added(keys):
+    from consortium.crypto.packed import Envelope, digest
+    from consortium.flare.he_site import message_from_dict, message_to_dict
+
+    big = {"w": np.zeros((1, 5000), dtype=np.float32), "b": np.zeros(1, dtype=np.float32)}  # 2 ciphertexts
+    agg, server = EncryptedRoundAggregator(), ctx()
+    server.set_prop(AppConstants.GLOBAL_MODEL, make_model_learnable(big, {}), private=True, sticky=False)
+    agg.handle_event(EventType.START_RUN, server)
+    c = ctx("a")
+    HEDecryptTaskData().process(DXO(DataKind.WEIGHTS, big).to_shareable(), c)
+    out = HEEncryptResult().process(DXO(DataKind.WEIGHT_DIFF, big, meta=SITES["a"].to_meta()).to_shareable(), c)
+    dxo = from_shareable(out)
+    msg = message_from_dict("a", dxo.data)
+    short = msg.ciphertexts[:1]  # a consistent envelope for a truncated message
+    dxo.data = message_to_dict(type(msg)(short, Envelope(msg.envelope.key_id, msg.envelope.layout_digest, 1, digest(short))))
+    s = dxo.to_shareable()
+    s.set_peer_props({ReservedKey.IDENTITY_NAME: "a"})
+    s.add_cookie(AppConstants.CONTRIBUTION_ROUND, 0)
+
+    assert not agg.accept(s, server)
+    assert "the model needs 2 of 4096 slots" in agg.round.rejected["a"]

@@ -27,7 +27,7 @@ def data():
 
 def run(model, data, dp, mu=None, seed=3, epochs=2):
     x, y = data
-    return train_dp_sgd(model, tabular_loader(x, y, 8, seed), nn.BCEWithLogitsLoss(), TrainConfig(epochs=epochs, lr=0.2),
+    return train_dp_sgd(model, tabular_loader(x, y, 8, seed or 0), nn.BCEWithLogitsLoss(), TrainConfig(epochs=epochs, lr=0.2),
                         dp, seed, fedprox_mu=mu)
 
 
@@ -70,7 +70,14 @@ def test_target_epsilon_calibrates_sigma_for_the_planned_rounds(data):
     assert 0.98 <= eps <= 1.0
 
 
-def test_same_seed_same_model(data):
+def test_without_a_seed_the_noise_cannot_be_replayed(data):
+    a, b = LogisticRegression(4), LogisticRegression(4)
+    run(a, data, DPSGDConfig(noise_multiplier=1.0), seed=None)
+    run(b, data, DPSGDConfig(noise_multiplier=1.0), seed=None)
+    assert any(not np.array_equal(v, get_weights(b)[k]) for k, v in get_weights(a).items())
+
+
+def test_same_seed_same_model(data):  # tests only: a site never passes a seed
     a, b = LogisticRegression(4), LogisticRegression(4)
     run(a, data, DPSGDConfig(noise_multiplier=1.0), seed=5)
     run(b, data, DPSGDConfig(noise_multiplier=1.0), seed=5)

@@ -56,6 +56,7 @@ class RoundAggregation:
         self.min_accepted = min_accepted
         self.alert_threshold = alert_threshold
         self.previous: Update | None = None  # the last round's combined update, for the direction statistic
+        self.last_accepted: list[SiteResult] = []
         self.start(0, None)
 
     def start(self, round_number: int, reference: Reference) -> None:
@@ -84,10 +85,10 @@ class RoundAggregation:
             if result.val_metric is not None and metrics and metrics != {result.val_metric}:
                 raise ValueError(f"reports {result.val_metric!r}, other sites {sorted(metrics)}")
             coefficient = self.weighting.coefficient(result)
+            self.rule.add(update, coefficient)
         except ValueError as e:
             reason = str(e)
             return self.reject(site, reason if site in reason else f"result from {site}: {reason}")
-        self.rule.add(update, coefficient)
         self.accepted[site] = result
         if self.alert_threshold is not None:
             self.norms[site] = l2_norm(update)
@@ -112,6 +113,7 @@ class RoundAggregation:
                         del self.accepted[site]
                         self.rejected[site] = f"excluded this round by its alert: {flagged[site]}"
             results = [self.accepted[s] for s in sorted(self.accepted)]
+            self.last_accepted = results  # what the round was combined from (the HE canary is computed from it)
             combined = self.rule.result(self.weighting.scale(results))
             record = summarise_round(self.round_number, self.accepted, self.rejected, finished_at,
                                      norms=self.norms, cosines=self.cosines, alerts=flagged)

@@ -58,8 +58,10 @@ def he_configs(meta: dict, server: dict, client: dict) -> tuple[dict, dict, dict
     client["task_data_filters"] = [{"tasks": ["train", "validate"], "filters": [{"path": f"{SITE_HE}.HEDecryptTaskData", "args": {}}]}]
     # FLARE matches job filters by exact task name: every task the sites run passes the encrypt filter
     tasks = sorted({t for entry in client["executors"] for t in entry["tasks"]})
-    client["task_result_filters"] = [{"tasks": tasks, "filters": [
-        {"path": f"{SITE_HE}.HEEncryptResult", "args": {"algorithm": algorithm, "tau_eff": tau_eff}}]}]
+    encrypt = {"algorithm": algorithm, "tau_eff": tau_eff}
+    if agg.get("max_update_norm") is not None:  # the server can no longer see norms: the sites check their own
+        encrypt["max_update_norm"] = agg["max_update_norm"]
+    client["task_result_filters"] = [{"tasks": tasks, "filters": [{"path": f"{SITE_HE}.HEEncryptResult", "args": encrypt}]}]
     return meta, server, client
 
 

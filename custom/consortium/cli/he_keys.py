@@ -10,6 +10,7 @@ FLARE's ``load_tenseal_context_from_workspace`` refuses an unsigned or altered o
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import tenseal as ts
@@ -19,6 +20,14 @@ from nvflare.lighter.spec import Builder
 from consortium.crypto.ckks import CKKSParameters, check_context, make_context, public_copy
 
 STATE_FILE = "he_context.tenseal"
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a secret-key file readable by its owner only from the moment it exists."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.chmod(path, 0o600)  # an existing file keeps its mode on O_CREAT
 
 
 class HEKeysBuilder(Builder):
@@ -34,8 +43,7 @@ class HEKeysBuilder(Builder):
             return ctx
         ctx = make_context(self.params)
         state_dir.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(ctx.serialize(save_secret_key=True))
-        path.chmod(0o600)
+        _write_private(path, ctx.serialize(save_secret_key=True))
         return ctx
 
     def build(self, project, ctx) -> None:
@@ -45,6 +53,4 @@ class HEKeysBuilder(Builder):
         server = project.get_server()
         (Path(ctx.get_kit_dir(server)) / ProvFileName.SERVER_CONTEXT_TENSEAL).write_bytes(server_bytes)
         for client in project.get_clients():
-            path = Path(ctx.get_kit_dir(client)) / ProvFileName.CLIENT_CONTEXT_TENSEAL
-            path.write_bytes(client_bytes)
-            path.chmod(0o600)
+            _write_private(Path(ctx.get_kit_dir(client)) / ProvFileName.CLIENT_CONTEXT_TENSEAL, client_bytes)

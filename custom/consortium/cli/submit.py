@@ -21,21 +21,24 @@ FINISHED = "FINISHED"
 COMPLETED = "FINISHED:COMPLETED"
 
 
-def _new_rounds(path: Path, seen: int) -> list[RoundSummary]:
-    """Rounds after the first ``seen`` in a progress file that FLARE may be writing, archiving or
-    deleting right now: anything unreadable is read again on the next call."""
+def _new_rounds(path: Path, seen: int) -> tuple[list[RoundSummary], int]:
+    """Rounds after the first ``seen`` lines of a progress file that FLARE may be writing,
+    archiving or deleting right now, and the number of lines now read. The last line may be half
+    written: read again next time. An unreadable complete line is skipped (not retried forever)."""
     try:
         lines = [line for line in path.read_text().splitlines() if line.strip()]
     except OSError:
-        return []
+        return [], seen
     out = []
-    for line in lines[seen:]:
+    for i in range(seen, len(lines)):
         try:
-            record = json.loads(line)
+            record = json.loads(lines[i])
             out.append(RoundSummary(**{k: record[k] for k in RoundSummary.__dataclass_fields__ if k in record}))
         except (json.JSONDecodeError, TypeError, KeyError):
-            break  # a line being written; read it next time
-    return out
+            if i == len(lines) - 1:
+                return out, i
+        seen = i + 1
+    return out, seen
 
 
 LOSS_GRACE_S = 10.0  # after losing a site the job needs, how long FLARE gets to end the job itself
@@ -61,9 +64,9 @@ def submit_and_follow(state: PocState, job: Path, results_dir: Path, timeout: fl
         while True:
             job_meta = sess.get_job_meta(job_id)
             status = job_meta.get("status", "")
-            for summary in _new_rounds(progress, seen):
+            rounds, seen = _new_rounds(progress, seen)
+            for summary in rounds:
                 echo(summary.line(len(state.clients)))
-                seen += 1
             if status.startswith(FINISHED):
                 break
             for loss in watch.check():
@@ -88,7 +91,7 @@ def submit_and_follow(state: PocState, job: Path, results_dir: Path, timeout: fl
             raise PocError(_failure(sess, state, job_id, status, job_meta, results_dir, watch))
         folder = Path(sess.download_job_result(job_id, str(results_dir.resolve())))
         # FLARE archives the run folder before it reports FINISHED: the last rounds are in the result
-        for summary in _new_rounds(folder / "workspace" / PROGRESS_FILE, seen):
+        for summary in _new_rounds(folder / "workspace" / PROGRESS_FILE, seen)[0]:
             echo(summary.line(len(state.clients)))
         echo(f"job {job_id} {status}; result downloaded to {folder}")
         return folder

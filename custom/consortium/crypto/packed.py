@@ -9,9 +9,12 @@ bytes with N = 8192, [60, 40] -- FLARE's HE sends the context again with every t
 The envelope travels in plaintext beside the ciphertexts: key id, layout digest, ciphertext count
 and the SHA-256 of the bytes. The server checks it, adds ciphertexts (:class:`CiphertextSum`,
 never a multiplication, never a decryption) and sends the sum back with the plaintext scale and
-the expected canary ``sum_k c_k``; each site decrypts, checks the canary (a ciphertext made under
-another key, or a site whose plaintext weight does not match what it encrypted, breaks it) and
-applies ``scale * sum``.
+the expected canary ``sum_k c_k``; each site decrypts, checks the canary and applies
+``scale * sum``. The canary catches a ciphertext made under another key and a site whose weighting
+settings differ from the server's (it wrote another ``c_k``); it does not catch a dishonest site
+that scales its update one way and writes the expected ``c_k`` in the canary slot: that is what
+the sites' own plaintext checks and the envelope's metadata are for, and a site colluding against
+the round is outside this scheme's threat model.
 """
 
 from __future__ import annotations

@@ -43,7 +43,17 @@ from consortium.aggregation.combine import WeightedSum
 from consortium.aggregation.round import RoundAggregation
 from consortium.aggregation.weighting import PreWeighted, make_weighting
 from consortium.crypto.ckks import key_id
-from consortium.crypto.packed import CiphertextSum, EncryptedSum, Envelope, digest, layout_digest, layout_of, load_vectors, verify_message
+from consortium.crypto.packed import (
+    CiphertextSum,
+    EncryptedSum,
+    Envelope,
+    digest,
+    expected_slots,
+    layout_digest,
+    layout_of,
+    load_vectors,
+    verify_message,
+)
 from consortium.flare.he_site import HE_META, load_context, message_from_dict
 from consortium.flare.result_io import ReceivedResult, site_of
 from consortium.flare.round_aggregator import RoundAggregator
@@ -82,9 +92,16 @@ class EncryptedRoundAggregator(RoundAggregator):
         reference = self.round.reference
         try:
             verify_message(msg, key_id(self.context), layout_digest(layout_of(reference)) if reference is not None else None)
+            vectors = load_vectors(self.context, msg.ciphertexts)
+            if reference is not None:  # every ciphertext full-size, as many as the layout needs: checked before any is added
+                slots = self.context.data.seal_context().first_context_data().parms().poly_modulus_degree() // 2
+                want = expected_slots(layout_of(reference), slots)
+                sizes = [v.size() for v in vectors]
+                if len(vectors) != want or any(n != slots for n in sizes[:-1]) or not 0 < sizes[-1] <= slots:
+                    raise ValueError(f"{len(vectors)} ciphertexts of sizes {sorted(set(sizes))}, the model needs {want} of {slots} slots")
         except ValueError as e:
             raise ValueError(f"result from {site}: {e}") from None
-        return ReceivedResult(site, load_vectors(self.context, msg.ciphertexts), read_result(site, dxo.meta))
+        return ReceivedResult(site, vectors, read_result(site, dxo.meta))
 
     def publish(self, update: EncryptedSum, accepted: list[SiteResult], round_number: int, fl_ctx: FLContext) -> Shareable:
         cts = [v.serialize() for v in update.ciphertexts]

@@ -87,10 +87,14 @@ _MODELS: dict[tuple[str, str], _SiteModel] = {}
 
 
 def site_model(fl_ctx: FLContext) -> _SiteModel:
-    key = (str(fl_ctx.get_job_id()), fl_ctx.get_identity_name())
-    if key not in _MODELS:
-        _MODELS[key] = _SiteModel(load_context(fl_ctx, secret=True))
-    return _MODELS[key]
+    """This site's state for the running job; a site's state of an earlier job is dropped (the
+    secret context and the plaintext model do not outlive the job in a long-lived process)."""
+    job, site = str(fl_ctx.get_job_id()), fl_ctx.get_identity_name()
+    for old in [k for k in _MODELS if k[1] == site and k[0] != job]:
+        del _MODELS[old]
+    if (job, site) not in _MODELS:
+        _MODELS[(job, site)] = _SiteModel(load_context(fl_ctx, secret=True))
+    return _MODELS[(job, site)]
 
 
 class HEDecryptTaskData(Filter):

@@ -69,6 +69,9 @@ class AggregatorConfig:
 
     def build(self) -> RoundAggregation:
         checks = DEFAULT_CHECKS + ((NormBound(self.max_update_norm),) if self.max_update_norm is not None else ())
+        if self.algorithm == "fednova" and self.rule in ("median", "trimmed_mean", "krum"):
+            raise ValueError(f"rule {self.rule!r} ignores FedNova's normalisers and tau_eff: use 'mean' or 'norm_clip' "
+                             "with algorithm 'fednova'")
         if self.rule == "mean":  # streamed, unless alerted sites must be left out before combining
             rule = make_robust_rule("held_mean") if self.exclude_alerted else None
         else:
@@ -130,8 +133,8 @@ class RoundAggregator(Aggregator):
     def aggregate(self, fl_ctx: FLContext) -> Shareable:
         rnd = self._current(fl_ctx)
         self._round_number = None  # the next accept() starts the next round against the new global model
-        accepted = [rnd.accepted[s] for s in sorted(rnd.accepted)]
         update, record = rnd.close(finished_at=time.time())
+        accepted = rnd.last_accepted
         self.log_info(fl_ctx, record.line())
         for site, why in record.alerts.items():
             self.log_warning(fl_ctx, f"ALERT round {record.round}: {site}: {why}")

@@ -152,8 +152,8 @@ class SiteExecutor(Executor):
         started = time.perf_counter()
         release = None
         if self.settings.dp_sgd is not None:
-            trained, release = train_dp_sgd(self.model, self.training_loader(config, seed, fl_ctx),
-                                             self.loss_function(), config, self.settings.dp_sgd, seed, mu)
+            trained, release = train_dp_sgd(self.model, self.training_loader(config, seed, fl_ctx),  # noise: OS entropy
+                                             self.loss_function(), config, self.settings.dp_sgd, None, mu)
         else:
             trained = self.fit(self.model, config, seed, mu, fl_ctx)
         train_seconds = time.perf_counter() - started

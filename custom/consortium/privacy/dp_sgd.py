@@ -16,6 +16,7 @@ is added after Opacus writes the noised gradient, so DP-SGD with μ > 0 is still
 from __future__ import annotations
 
 import math
+import secrets
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -81,11 +82,20 @@ class DPSGDConfig:
 
 
 def train_dp_sgd(model: nn.Module, loader: DataLoader, loss_fn: Callable, config: TrainConfig, dp: DPSGDConfig,
-                 seed: int, fedprox_mu: float | None = None) -> tuple[TrainResult, Release]:
+                 seed: int | None = None, fedprox_mu: float | None = None) -> tuple[TrainResult, Release]:
     """Train ``model`` in place with DP-SGD (SGD with ``config``'s lr and momentum, Poisson
     sampling with rate ``1 / len(loader)``); returns the result and the :class:`Release` it made
-    (σ, C, q, steps) for the site's ledger. Batches and noise are fixed by ``seed``."""
+    (σ, C, q, steps) for the site's ledger.
+
+    ``seed`` None (what a site runs): noise and sampling come from a generator seeded with 63 bits
+    of OS entropy, so nobody who reads the job's configuration can predict them. A fixed seed makes
+    runs reproducible and must only be used in tests: noise that can be predicted protects nothing.
+    (Opacus' ``secure_mode`` would draw every sample from a CSPRNG; it needs torchcsprng.)
+    """
     from opacus import PrivacyEngine
+
+    if seed is None:
+        seed = secrets.randbits(63)
 
     batches = len(loader)
     sample_rate, steps = 1.0 / batches, config.epochs * batches
@@ -96,7 +106,7 @@ def train_dp_sgd(model: nn.Module, loader: DataLoader, loss_fn: Callable, config
     model.train()  # Opacus validates the module in training mode (the executor may just have scored it)
     noise = torch.Generator().manual_seed(seed)
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*[Ss]ecure RNG.*")  # seeded on purpose: reproducible runs
+        warnings.filterwarnings("ignore", message=".*[Ss]ecure RNG.*")  # seeded from OS entropy (see above)
         hooks, dp_optimizer, dp_loader = PrivacyEngine(accountant=dp.accountant).make_private(
             module=model, optimizer=optimizer, data_loader=loader, noise_multiplier=sigma,
             max_grad_norm=dp.max_grad_norm, poisson_sampling=True, noise_generator=noise, wrap_model=False)
