@@ -27,6 +27,16 @@ pytestmark = pytest.mark.poc
 SITES = {"cleveland", "hungary", "switzerland", "va-long-beach"}
 
 
+def job_with_rounds(name: str, tmp_path: Path, rounds: int) -> Path:
+    """A copy of ``jobs/name`` (FLARE signs what it submits) running ``rounds`` rounds."""
+    job = Path(shutil.copytree(JOBS / name, tmp_path / name))
+    server = job / "app" / "config" / "config_fed_server.json"
+    config = json.loads(server.read_text())
+    next(w for w in config["workflows"] if w["id"] == "scatter_and_gather")["args"]["num_rounds"] = rounds
+    server.write_text(json.dumps(config))
+    return job
+
+
 def test_all_four_hospitals_connect(poc_consortium):
     sess = poc.admin_session(poc_consortium)
     try:
@@ -71,12 +81,7 @@ def test_fednova_job_with_heterogeneous_local_work_completes(poc_consortium, tmp
 
 
 def test_segmentation_job_with_site_generated_data_completes(poc_consortium, tmp_path):
-    job = tmp_path / "seg_fedavg"
-    shutil.copytree(JOBS / "seg_fedavg", job)
-    server = job / "app" / "config" / "config_fed_server.json"
-    config = json.loads(server.read_text())
-    next(w for w in config["workflows"] if w["id"] == "scatter_and_gather")["args"]["num_rounds"] = 10
-    server.write_text(json.dumps(config))
+    job = job_with_rounds("seg_fedavg", tmp_path, 10)
 
     folder = submit_and_follow(poc_consortium, job, tmp_path / "results", echo=lambda _: None)
     report(folder, {c: Path(poc_consortium.kits) / c for c in poc_consortium.clients})
@@ -130,12 +135,7 @@ def test_poc_listens_on_loopback_only(poc_consortium):
 
 
 def test_he_job_through_admin_api_keeps_only_ciphertexts_at_the_server(poc_consortium, tmp_path):
-    job = tmp_path / "heart_fedprox_he"
-    shutil.copytree(JOBS / "heart_fedprox_he", job)
-    server = job / "app" / "config" / "config_fed_server.json"
-    config = json.loads(server.read_text())
-    next(w for w in config["workflows"] if w["id"] == "scatter_and_gather")["args"]["num_rounds"] = 5
-    server.write_text(json.dumps(config))
+    job = job_with_rounds("heart_fedprox_he", tmp_path, 5)
 
     folder = submit_and_follow(poc_consortium, job, tmp_path / "results", echo=lambda _: None)
 
@@ -166,12 +166,7 @@ def test_a_failed_job_names_only_log_files_that_exist(poc_consortium, tmp_path):
 
 # Keep last: it kills a site of the shared consortium.
 def test_a_site_that_dies_mid_job_is_named_within_30_s(poc_consortium, tmp_path):
-    job = tmp_path / "heart_fedavg"
-    shutil.copytree(JOBS / "heart_fedavg", job)
-    server = job / "app" / "config" / "config_fed_server.json"
-    config = json.loads(server.read_text())
-    next(w for w in config["workflows"] if w["id"] == "scatter_and_gather")["args"]["num_rounds"] = 2000
-    server.write_text(json.dumps(config))
+    job = job_with_rounds("heart_fedavg", tmp_path, 2000)
     hungary = next(p for p in poc_consortium.procs if p.site == "hungary")
     hungary_dir = str(Path(poc_consortium.kits) / "hungary")
     killed: dict[str, float] = {}
