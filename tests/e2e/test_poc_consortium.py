@@ -27,6 +27,15 @@ pytestmark = pytest.mark.poc
 SITES = {"cleveland", "hungary", "switzerland", "va-long-beach"}
 
 
+def _tree_status() -> str:
+    import subprocess
+
+    return subprocess.run(["git", "status", "--porcelain"], cwd=JOBS.parent, capture_output=True, text=True).stdout
+
+
+TREE_BEFORE = _tree_status()  # at collection, before any test of this module runs
+
+
 def job_with_rounds(name: str, tmp_path: Path, rounds: int) -> Path:
     """A copy of ``jobs/name`` (FLARE signs what it submits) running ``rounds`` rounds."""
     job = Path(shutil.copytree(JOBS / name, tmp_path / name))
@@ -196,3 +205,7 @@ def test_a_site_that_dies_mid_job_is_named_within_30_s(poc_consortium, tmp_path)
     st = poc.status(Path(poc_consortium.workspace))
     assert "hungary" not in st.get("connected_clients", [])
     assert any(s.startswith("site hungary stopped") for s in st["stopped"])
+
+
+def test_the_tests_left_the_working_tree_as_they_found_it():
+    assert _tree_status() == TREE_BEFORE  # e.g. no FLARE signature written into jobs/
