@@ -123,7 +123,7 @@ def ours(updates) -> dict:
     nbytes = sum(map(len, messages[0].ciphertexts))
 
     def aggregate():
-        rnd = RoundAggregation(weighting, checks=(), rule=WeightedSum(CiphertextSum()))
+        rnd = RoundAggregation(weighting, checks=(), rule=WeightedSum(CiphertextSum()), alert_threshold=None)
         rnd.start(0, None)
         for i, (msg, r) in enumerate(zip(messages, results, strict=True)):
             verify_message(msg, key_id(server))
