@@ -37,11 +37,13 @@ def site_processes(tmp_path):
 
 def test_a_site_whose_job_process_exits_is_named(site_processes):
     state, _, job = site_processes
-    watch = SiteWatch(state, JOB, interval=0)
+    watch = SiteWatch(state, JOB, interval=0, settle=0.3)
     assert watch.check() == []  # sees hungary's job process running
 
     job.kill()
     job.wait()
+    assert watch.check() == []  # not at once: at a job's end every job process exits
+    time.sleep(0.4)
     lost = watch.check()
 
     assert [str(x) for x in lost] == [f"site hungary stopped answering: its process for job {JOB} (pid {job.pid}) exited"]
@@ -108,3 +110,19 @@ def test_watch_reads_the_process_table_at_most_once_per_interval(site_processes)
     job.wait()
     time.sleep(0.1)
     assert watch.check() == []  # not looked again yet
+
+
+def test_job_processes_ending_with_the_servers_are_not_losses(site_processes, tmp_path):
+    state, _, job = site_processes
+    server_job = sleeper("-m", str(tmp_path / "kits" / "server"), "-n", JOB)
+    try:
+        watch = SiteWatch(state, JOB, interval=0, settle=0.1)
+        watch.check()
+        for p in (job, server_job):  # the job ends: site and server job processes exit
+            p.kill()
+            p.wait()
+        time.sleep(0.2)
+        assert watch.check() == []
+    finally:
+        server_job.kill()
+        server_job.wait()

@@ -19,6 +19,7 @@ import psutil
 
 from consortium.cli.poc_processes import PocState, alive
 
+SERVER = "server"  # the server's folder in the POC kits (PocState.server_dir)
 ERROR_LINE = re.compile(r" - ERROR - |Traceback \(most recent call last\)|Error: ")
 
 
@@ -32,16 +33,20 @@ class SiteLoss:
 
 
 class SiteWatch:
-    def __init__(self, state: PocState, job_id: str, interval: float = 1.0) -> None:
+    def __init__(self, state: PocState, job_id: str, interval: float = 1.0, settle: float = 5.0) -> None:
+        """``settle``: how long a site's job process must be gone, while the server's job process
+        still runs, before it counts as lost (at the end of a job every job process exits)."""
         self.state = state
         self.job_id = job_id
         self.interval = interval  # the process table is read at most this often
+        self.settle = settle
         self._next = 0.0
         self.job_procs: dict[str, psutil.Process] = {}
+        self.gone_since: dict[str, float] = {}
         self.lost: dict[str, SiteLoss] = {}
 
     def _job_processes(self) -> dict[str, psutil.Process]:
-        dirs = {site: str(Path(self.state.kits) / site) for site in self.state.clients}
+        dirs = {site: str(Path(self.state.kits) / site) for site in [*self.state.clients, SERVER]}
         found = {}
         for proc in psutil.process_iter(["pid", "cmdline"]):
             cmdline = proc.info.get("cmdline") or []
@@ -57,15 +62,20 @@ class SiteWatch:
         if time.monotonic() < self._next:
             return []
         self._next = time.monotonic() + self.interval
-        new = []
+        now, new = time.monotonic(), []
         for site, proc in self._job_processes().items():
             self.job_procs.setdefault(site, proc)
+        server_job = self.job_procs.get(SERVER)
+        job_running = server_job is None or _running(server_job)
         for p in self.state.procs:
             if p.site not in self.state.clients or p.site in self.lost:
                 continue
             if alive(p) is None:
                 loss = SiteLoss(p.site, f"its FLARE client (pid {p.pid}) is no longer running")
             elif p.site in self.job_procs and not _running(self.job_procs[p.site]):
+                since = self.gone_since.setdefault(p.site, now)
+                if not job_running or now - since < self.settle:
+                    continue  # the job may be ending: every job process exits then
                 loss = SiteLoss(p.site, f"its process for job {self.job_id} (pid {self.job_procs[p.site].pid}) exited")
             else:
                 continue

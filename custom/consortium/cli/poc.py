@@ -238,10 +238,11 @@ def down(workspace: Path, echo=print) -> None:
     if tree:
         try:
             sess = admin_session(state, timeout=5)
-            try:
-                sess.shutdown("all")
-            finally:
-                sess.close()
+            with contextlib.redirect_stdout(io.StringIO()):  # the session reconnects to a server going down
+                try:
+                    sess.shutdown("all")
+                finally:
+                    sess.close()
         except Exception as e:  # fall through to signals
             echo(f"admin shutdown failed ({e}); stopping processes by PID")
         _, left = psutil.wait_procs(tree, timeout=15)
