@@ -54,7 +54,9 @@ def provenance() -> list[str]:
     def git(*args):
         return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
 
-    dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""
+    # the results folder is this run's output (a plot may already be written): not a change to the code
+    dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                                                 ":!benchmarks/results") else ""
     versions = []
     for pkg in ("nvflare", "torch", "monai", "tenseal", "opacus", "numpy", "scikit-learn"):
         try:
