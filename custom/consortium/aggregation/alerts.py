@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from consortium.aggregation.robust import l2_norm
+from consortium.aggregation.checks import update_norm
 
 MAD_TO_SD = 1.4826
 
@@ -39,7 +39,7 @@ def cosine(update: Mapping[str, np.ndarray], direction: Mapping[str, np.ndarray]
     if direction is None or set(direction) != set(update):
         return None
     dot = sum(float(np.vdot(np.asarray(update[k], dtype=np.float64), np.asarray(direction[k], dtype=np.float64))) for k in update)
-    denom = l2_norm(update) * l2_norm(direction)
+    denom = update_norm(update) * update_norm(direction)
     return dot / denom if denom > 0 else None
 
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from consortium.aggregation.checks import update_norm
 from consortium.aggregation.weighted_mean import weighted_mean
 
 Update = Mapping[str, np.ndarray]
@@ -78,14 +79,10 @@ def krum(updates: Sequence[Update], f: int) -> dict[str, np.ndarray]:
     return {k: np.array(v, copy=True) for k, v in chosen.items()}
 
 
-def l2_norm(update: Update) -> float:
-    return float(np.sqrt(sum(float(np.sum(np.asarray(v, dtype=np.float64) ** 2)) for v in update.values())))
-
-
 def norm_clipped_mean(updates: Sequence[Update], weights: Sequence[float]) -> dict[str, np.ndarray]:
     """``sum_k w_k clip(u_k, median norm)`` (weights used as given: normalise first)."""
     _check(updates)
-    norms = np.array([l2_norm(u) for u in updates])
+    norms = np.array([update_norm(u) for u in updates])
     bound = float(np.median(norms))
     factors = [min(1.0, bound / n) if n > 0 else 1.0 for n in norms]
     return {k: sum(w * f * np.asarray(u[k], dtype=np.float64) for u, w, f in zip(updates, weights, factors, strict=True))

@@ -21,9 +21,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from consortium.aggregation.alerts import alerts, cosine
-from consortium.aggregation.checks import DEFAULT_CHECKS, Reference, Update, UpdateCheck, run_checks
+from consortium.aggregation.checks import DEFAULT_CHECKS, Reference, Update, UpdateCheck, run_checks, update_norm
 from consortium.aggregation.combine import WeightedSum
-from consortium.aggregation.robust import HeldRule, l2_norm
+from consortium.aggregation.robust import HeldRule
 from consortium.aggregation.round_summary import RoundSummary, summarise_round
 from consortium.aggregation.server_step import PlainStep, ServerStep
 from consortium.aggregation.weighting import Weighting
@@ -91,7 +91,7 @@ class RoundAggregation:
             return self.reject(site, reason if site in reason else f"result from {site}: {reason}")
         self.accepted[site] = result
         if self.alert_threshold is not None:
-            self.norms[site] = l2_norm(update)
+            self.norms[site] = update_norm(update)
             c = cosine(update, self.previous)
             if c is not None:
                 self.cosines[site] = c

@@ -24,6 +24,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from consortium.aggregation.checks import update_norm as global_norm  # ||u||_2 over every array, float64
+
 ADJACENCIES = {"add_remove": 1.0, "replace_one": 2.0}
 
 
@@ -39,11 +41,6 @@ def check_clip_norm(clip_norm: float) -> float:
     if not (isinstance(clip_norm, int | float) and math.isfinite(clip_norm) and clip_norm > 0):
         raise ValueError(f"clip_norm must be a positive finite number, got {clip_norm!r}")
     return float(clip_norm)
-
-
-def global_norm(update: Mapping[str, np.ndarray]) -> float:
-    """``||u||₂`` over every array of ``update`` together (float64)."""
-    return math.sqrt(sum(float(np.sum(np.square(np.asarray(v, dtype=np.float64)))) for v in update.values()))
 
 
 def clip_update(update: Mapping[str, np.ndarray], clip_norm: float) -> tuple[dict[str, np.ndarray], float]:
