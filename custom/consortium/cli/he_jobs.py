@@ -43,7 +43,7 @@ def he_configs(meta: dict, server: dict, client: dict) -> tuple[dict, dict, dict
                        "args": {"algorithm": algorithm, "tau_eff": tau_eff, "min_accepted": agg.get("min_accepted", 1)}},
     }
     server["components"] = [replaced.get(c["id"], c) for c in server["components"]
-                            if c["id"] not in ("model_locator", "json_generator")]
+                            if c["id"] not in ("model_locator", "json_generator", "model_registry")]
     workflows = [w for w in server["workflows"] if w["id"] != "cross_site_eval"]
     sag = _by_id(workflows, "scatter_and_gather")["args"]
     sag.update(persist_every_n_rounds=1, snapshot_every_n_rounds=0)

@@ -45,7 +45,7 @@ class SiteWatch:
         self.gone_since: dict[str, float] = {}
         self.lost: dict[str, SiteLoss] = {}
 
-    def _job_processes(self) -> dict[str, psutil.Process]:
+    def job_processes(self) -> dict[str, psutil.Process]:
         dirs = {site: str(Path(self.state.kits) / site) for site in [*self.state.clients, SERVER]}
         found = {}
         for proc in psutil.process_iter(["pid", "cmdline"]):
@@ -63,7 +63,7 @@ class SiteWatch:
             return []
         self._next = time.monotonic() + self.interval
         now, new = time.monotonic(), []
-        for site, proc in self._job_processes().items():
+        for site, proc in self.job_processes().items():
             self.job_procs.setdefault(site, proc)
         server_job = self.job_procs.get(SERVER)
         job_running = server_job is None or _running(server_job)

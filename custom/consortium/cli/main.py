@@ -7,6 +7,9 @@
     consortium simulate JOB                 run a job in FLARE's simulator with the site policies
     consortium provision                    production startup kits from provisioning/project.yml
     consortium demo                         all of it: up, submit, report, down
+    consortium models list|best|rollback    a job's model versions (registry), start a job from one
+    consortium resume JOB_ID                continue a POC job whose server died, from its last version
+    consortium poc kill|restart SITE        crash one site (or the server) on purpose, start it again
 """
 
 from __future__ import annotations
@@ -50,6 +53,30 @@ def parser() -> argparse.ArgumentParser:
     _add_profiles(p)
     for name, text in (("status", "is the POC running, which sites are connected"), ("down", "stop every POC process")):
         _add_common(poc.add_parser(name, help=text))
+    for name, text in (("kill", "kill one site (or 'server') with all its processes, as a crash would"),
+                       ("restart", "start a killed site (or the server) again from its kit")):
+        p = poc.add_parser(name, help=text)
+        p.add_argument("site", help="a site name of project.yml, or the server's name")
+        _add_common(p)
+
+    models = sub.add_parser("models", help="a job's model registry").add_subparsers(dest="action", required=True)
+    for name, text in (("list", "every version: pooled score, round, contributors, SHA-256"),
+                       ("best", "the version with the best pooled score")):
+        models.add_parser(name, help=text).add_argument("run", type=Path, help="a downloaded job result or run folder")
+    p = models.add_parser("rollback", help="a new job that starts from VERSION (submitted with --submit)")
+    p.add_argument("run", type=Path, help="a downloaded job result or run folder")
+    p.add_argument("version", type=int)
+    p.add_argument("--out", type=Path, default=None, help="folder for the new job (default: jobs-rollback/<name>_v<VERSION>)")
+    p.add_argument("--rounds", type=int, default=None, help="rounds to run (default: the rest of the original plan)")
+    p.add_argument("--submit", action="store_true", help="submit it to the running POC and follow it")
+    _add_common(p)
+    p.add_argument("--results", type=Path, default=Path("results"), help="where results are downloaded (default: %(default)s)")
+
+    p = sub.add_parser("resume", help="continue a POC job whose server died, from its last saved version")
+    p.add_argument("job_id", help="the job's id (its run folder is kept in the server's workspace)")
+    _add_common(p)
+    p.add_argument("--results", type=Path, default=Path("results"), help="where results are downloaded (default: %(default)s)")
+    p.add_argument("--timeout", type=float, default=900.0, help="seconds before the job is aborted (default: %(default)s)")
 
     p = sub.add_parser("validate", help="check a job folder (files, JSON, allowed classes, min_clients, site names)")
     p.add_argument("job", type=Path, help="the job folder (meta.json + app/config)")
@@ -169,6 +196,68 @@ def demo(args) -> None:
         poc.down(args.workspace)
 
 
+def _running_state(workspace: Path):
+    from consortium.cli import poc
+
+    state = poc.PocState.load(workspace.resolve() / poc.STATE_FILE)
+    if state is None or not poc.running(state):
+        raise poc.PocError(f"no running POC in {workspace}; start one with `consortium poc up`")
+    return state
+
+
+def models_command(args) -> int:
+    from consortium.cli import models
+
+    if args.action == "list":
+        print("\n".join(models.list_lines(args.run)))
+    elif args.action == "best":
+        print(models.best(args.run).line())
+    else:
+        meta = models.job_config(args.run)[0]
+        out = args.out or Path("jobs-rollback") / f"{meta.get('name', 'job')}_v{args.version}"
+        job = models.continuation_job(args.run, args.version, out, rounds=args.rounds, label="rollback")
+        print(f"job starting from version {args.version}: {job}")
+        if args.submit:
+            from consortium.cli.submit import submit_and_follow
+
+            state = _running_state(args.workspace)
+            report(submit_and_follow(state, job, args.results), _site_roots(state))
+    return 0
+
+
+def resume(workspace: Path, job_id: str, results: Path, timeout: float = 900.0, echo=print) -> Path:
+    """Continue POC job ``job_id`` (its server died mid-job and was restarted) from the last
+    version in its registry, for the rounds left of its plan; its stuck RUNNING record is cleared
+    first. Returns the new job's downloaded result."""
+    import tempfile
+
+    from consortium.cli import models
+    from consortium.cli.job_watch import SERVER
+    from consortium.cli.poc import PocError
+    from consortium.cli.submit import submit_and_follow
+    from consortium.registry import ModelRegistry
+
+    state = _running_state(workspace)
+    run = state.server_dir() / job_id
+    if not run.is_dir():
+        raise PocError(f"{run}: no run folder for job {job_id} on this POC's server")
+    from consortium.cli.job_watch import SiteWatch
+
+    if SERVER in SiteWatch(state, job_id).job_processes():
+        raise PocError(f"job {job_id} is still running on the server; nothing to resume")
+    latest = ModelRegistry.of_run(run).latest()
+    end = models.planned_end(models.job_config(run)[1], run)
+    if latest.version >= end:
+        raise PocError(f"job {job_id} saved version {latest.version}, its last planned round: nothing to resume")
+    was = models.clear_stuck_record(Path(state.workspace) / "jobs-storage", job_id,
+                                    f"server died at version {latest.version}; resumed by `consortium resume`")
+    echo(f"job {job_id}: record was {was or 'missing'}; resuming from version {latest.version} "
+         f"({end - latest.version} rounds left of {end})")
+    with tempfile.TemporaryDirectory(prefix="consortium-resume-") as tmp:
+        job = models.continuation_job(run, latest.version, Path(tmp) / "job", label="resume")
+        return submit_and_follow(state, job, results, timeout=timeout, echo=echo)
+
+
 def run(args) -> int:
     from consortium.cli import poc
 
@@ -177,8 +266,16 @@ def run(args) -> int:
             poc.up(Project.load(args.project), args.workspace, port=args.port, profiles=args.profiles)
         elif args.action == "status":
             print(json.dumps(poc.status(args.workspace), indent=2))
+        elif args.action == "kill":
+            poc.kill_site(args.workspace, args.site)
+        elif args.action == "restart":
+            poc.restart_site(args.workspace, args.site)
         else:
             poc.down(args.workspace)
+    elif args.command == "models":
+        return models_command(args)
+    elif args.command == "resume":
+        report(resume(args.workspace, args.job_id, args.results, timeout=args.timeout), None)
     elif args.command == "validate":
         from consortium.cli.job_check import AllowList, check_job
 
@@ -188,9 +285,7 @@ def run(args) -> int:
     elif args.command == "submit":
         from consortium.cli.submit import submit_and_follow
 
-        state = poc.PocState.load(args.workspace.resolve() / poc.STATE_FILE)
-        if state is None or not poc.running(state):
-            raise poc.PocError(f"no running POC in {args.workspace}; start one with `consortium poc up`")
+        state = _running_state(args.workspace)
         report(submit_and_follow(state, args.job, args.results, timeout=args.timeout), _site_roots(state))
     elif args.command == "report":
         roots = ({d.name: d for d in args.site_workspaces.iterdir() if d.is_dir()} if args.site_workspaces else None)

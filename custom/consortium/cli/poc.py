@@ -108,25 +108,76 @@ def up(project: Project, workspace: Path, port: int | None = None, echo=print,
     server = project.server
     state = PocState(str(workspace), str(kits), project.name, project.port, project.project_admin,
                      project.clients, [])
-    orgs = {p["name"]: p.get("org", "") for p in project.config["participants"]}
-    def launch(site: str, module: str, config: str, settings: list[str]) -> tuple[subprocess.Popen, Path]:
-        proc, log = _start(kits / site, module, config, settings)
-        state.procs.append(Proc(site, proc.pid, psutil.Process(proc.pid).create_time()))
-        state.save(state_path)  # recorded at once: an interrupted start-up still knows what to stop
-        return proc, log
-
     try:
-        proc, log = launch(server["name"], "nvflare.private.fed.app.server.server_train", "fed_server.json",
-                           [f"org={orgs[server['name']]}"])
+        proc, log = _launch(state, server["name"], project)
         _wait_port(project.port, proc, log, 60)
         for client in project.clients:
-            launch(client, "nvflare.private.fed.app.client.client_train", "fed_client.json",
-                   [f"uid={client}", f"org={orgs[client]}"])
+            _launch(state, client, project)
         wait_ready(state, echo=echo)
     except BaseException:
         echo("start-up failed; stopping what was started")
         stop_processes(state)
         raise
+    return state
+
+
+def _launch(state: PocState, site: str, project: Project) -> tuple[subprocess.Popen, Path]:
+    """Start ``site`` (the server or a client) from its kit and record its PID at once (an
+    interrupted start-up still knows what to stop)."""
+    org = next(p.get("org", "") for p in project.config["participants"] if p["name"] == site)
+    if site == project.server["name"]:
+        module, config, settings = "nvflare.private.fed.app.server.server_train", "fed_server.json", [f"org={org}"]
+    else:
+        module, config, settings = "nvflare.private.fed.app.client.client_train", "fed_client.json", [f"uid={site}", f"org={org}"]
+    proc, log = _start(Path(state.kits) / site, module, config, settings)
+    state.procs = [p for p in state.procs if p.site != site] + [Proc(site, proc.pid, psutil.Process(proc.pid).create_time())]
+    state.save(Path(state.workspace) / STATE_FILE)
+    return proc, log
+
+
+def kill_site(workspace: Path, site: str, echo=print) -> list[int]:
+    """Stop one site of a running POC (the server or a hospital) with all its processes, job
+    processes included, as a crash would: SIGKILL, no goodbye to the server."""
+    state = _state(workspace)
+    entry = next((p for p in state.procs if p.site == site), None)
+    if entry is None:
+        raise PocError(f"no site {site!r} in the POC in {workspace}; sites: {[p.site for p in state.procs]}")
+    folder = str(Path(state.kits) / site)
+    tree = {p.pid: p for p in process_tree([entry])}
+    for proc in psutil.process_iter(["pid", "cmdline"]):  # job processes run in their own session
+        if proc.pid != os.getpid() and any(a == folder or a.startswith(folder + os.sep) for a in proc.info["cmdline"] or []):
+            tree.setdefault(proc.pid, proc)
+    tree = list(tree.values())
+    for proc in tree:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(tree, timeout=10)
+    pids = sorted(p.pid for p in tree)
+    echo(f"killed {site}: processes {pids}")
+    return pids
+
+
+def restart_site(workspace: Path, site: str, echo=print) -> PocState:
+    """Start again a POC site (or the server) whose processes are gone, from its kit, with the
+    same settings ``up`` used; waits until the server lists every site again."""
+    state = _state(workspace)
+    entry = next((p for p in state.procs if p.site == site), None)
+    if entry is None:
+        raise PocError(f"no site {site!r} in the POC in {workspace}; sites: {[p.site for p in state.procs]}")
+    if alive(entry) is not None:
+        raise PocError(f"{site} is running (pid {entry.pid}); stop it first")
+    project = Project.load(Path(state.workspace) / "project.yml")
+    proc, log = _launch(state, site, project)
+    if site == project.server["name"]:
+        _wait_port(state.port, proc, log, 60)
+    wait_ready(state, echo=echo)
+    return state
+
+
+def _state(workspace: Path) -> PocState:
+    state = PocState.load(workspace.resolve() / STATE_FILE)
+    if state is None:
+        raise PocError(f"no POC running from {workspace}; start one with `consortium poc up`")
     return state
 
 

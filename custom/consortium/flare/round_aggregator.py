@@ -12,11 +12,13 @@ so an I/O error there cannot fail a round.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
 from nvflare.apis.dxo import DXO, DataKind
-from nvflare.apis.fl_constant import ReturnCode
+from nvflare.apis.event_type import EventType
+from nvflare.apis.fl_constant import FLContextKey, ReturnCode
 from nvflare.apis.fl_context import FLContext
 from nvflare.apis.shareable import Shareable
 from nvflare.app_common.abstract.aggregator import Aggregator
@@ -35,6 +37,15 @@ from consortium.protocol import SiteResult
 ROUND_RECORD_EVENT = "consortium.round_record"
 REFUSAL_HEADER = "consortium_privacy_refusal"  # a site's reason for refusing a release (privacy filter)
 ROUND_RECORD_PROP = "consortium.round_record"
+
+
+@dataclass(frozen=True)
+class QuorumShortfall:
+    """Too few accepted results in the round so far: who answered (accepted or rejected) and why
+    that is not enough."""
+
+    answered: frozenset[str]
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -85,13 +96,47 @@ class RoundAggregator(Aggregator):
     def __init__(self, algorithm: str = "fedavg", tau_eff: str = TauEff.NORMALISERS.value, server_momentum: float = 0.0,
                  min_accepted: int = 1, max_update_norm: float | None = None, rule: str = "mean", trim: int = 1,
                  krum_f: int = 1, sites: int | None = None, alert_threshold: float | None = DEFAULT_ALERT_Z,
-                 exclude_alerted: bool = False) -> None:
-        """See :class:`AggregatorConfig`; every argument is checked here, when the job is built."""
+                 exclude_alerted: bool = False, resume_from: str | None = None, resume_sha256: str | None = None) -> None:
+        """See :class:`AggregatorConfig`; every argument is checked here, when the job is built.
+        ``resume_from`` / ``resume_sha256``: a model-registry file inside the job's app folder
+        whose server state (momentum velocity) this job continues from (``consortium resume``)."""
         super().__init__()
         self.config = AggregatorConfig(algorithm, tau_eff, server_momentum, min_accepted, max_update_norm, rule, trim,
                                        krum_f, sites, alert_threshold, exclude_alerted)
         self.round = self.config.build()
         self._round_number: int | None = None
+        if (resume_from is None) != (resume_sha256 is None):
+            raise ValueError(f"aggregator: resume_from ({resume_from!r}) and resume_sha256 ({resume_sha256!r}) go together")
+        self.resume_from, self.resume_sha256 = resume_from, resume_sha256
+
+    def server_state(self) -> dict:
+        """What the server must keep across rounds besides the model (momentum velocity), as arrays."""
+        velocity = getattr(self.round.step, "velocity", None)
+        return {f"velocity/{k}": v for k, v in velocity.items()} if velocity else {}
+
+    def restore_server_state(self, state: dict) -> None:
+        velocity = {k.removeprefix("velocity/"): v for k, v in state.items() if k.startswith("velocity/")}
+        if not hasattr(self.round.step, "velocity"):
+            if velocity:
+                raise ValueError("the saved server state has a momentum velocity but this job has no server_momentum")
+            return
+        self.round.step.velocity = velocity or None
+
+    def handle_event(self, event_type: str, fl_ctx: FLContext) -> None:
+        if event_type == EventType.START_RUN and self.resume_from is not None:
+            from consortium.registry.store import RegistryError, load_arrays
+
+            path = os.path.join(fl_ctx.get_prop(FLContextKey.APP_ROOT), self.resume_from)
+            try:
+                _, state = load_arrays(path, self.resume_sha256)
+                self.restore_server_state(state)
+            except (RegistryError, ValueError) as e:
+                self.system_panic(f"aggregator: cannot resume from {path}: {e}", fl_ctx)
+                return
+            if hasattr(self.round.step, "velocity") and not state:
+                self.log_warning(fl_ctx, f"{path} holds no momentum velocity: server momentum restarts from zero")
+            else:
+                self.log_info(fl_ctx, f"server state restored from {path} ({len(state)} arrays)")
 
     def _current(self, fl_ctx: FLContext) -> RoundAggregation:
         """The round in progress, started afresh (against the current global model) when FLARE's round moves on."""
@@ -101,6 +146,16 @@ class RoundAggregator(Aggregator):
             self.round.start(number or 0, model.get(ModelLearnableKey.WEIGHTS) if model is not None else None)
             self._round_number = number
         return self.round
+
+    def quorum_shortfall(self, fl_ctx: FLContext) -> QuorumShortfall | None:
+        """None when the round in progress has at least ``min_accepted`` accepted results."""
+        rnd = self._current(fl_ctx)
+        if len(rnd.accepted) >= rnd.min_accepted:
+            return None
+        why = "; ".join(f"{s}: {r}" for s, r in sorted(rnd.rejected.items()))
+        return QuorumShortfall(frozenset(rnd.accepted) | frozenset(rnd.rejected),
+                               f"{len(rnd.accepted)} result(s) accepted ({', '.join(sorted(rnd.accepted)) or 'none'}), "
+                               f"min_accepted is {rnd.min_accepted}" + (f"; rejected: {why}" if why else ""))
 
     def record_refusal(self, site: str, return_code: str, shareable: Shareable, fl_ctx: FLContext) -> None:
         """A result FLARE turned away before ``accept`` (an error reply, a site's privacy refusal):

@@ -22,12 +22,19 @@ from consortium.protocol import Task as TaskName
 
 
 class FederatedStandardisation(HonourTaskCheckPeriod, Controller):
-    def __init__(self, min_clients: int = 1, timeout: int = 120, task_check_period: float = 0.05) -> None:
+    def __init__(self, min_clients: int = 1, timeout: int = 120, task_check_period: float = 0.05,
+                 wait_time_after_min_received: int = 0) -> None:
+        """``min_clients`` sites must send moments; once they have, the others get
+        ``wait_time_after_min_received`` more seconds (a site that misses it is left out of the
+        pooled statistics and of the job's training, which refuses a site without them)."""
         super().__init__(task_check_period=task_check_period)
-        if min_clients < 1:
-            raise ValueError(f"min_clients must be >= 1, got {min_clients}")
+        if not isinstance(min_clients, int) or min_clients < 1:
+            raise ValueError(f"standardisation: min_clients must be an integer >= 1, got {min_clients!r}")
+        if not isinstance(wait_time_after_min_received, int | float) or wait_time_after_min_received < 0:
+            raise ValueError(f"standardisation: wait_time_after_min_received must be >= 0, got {wait_time_after_min_received!r}")
         self.min_clients = min_clients
         self.timeout = timeout
+        self.wait_time_after_min_received = wait_time_after_min_received
         self.moments: dict[str, FeatureMoments] = {}
 
     def start_controller(self, fl_ctx: FLContext) -> None:
@@ -51,7 +58,8 @@ class FederatedStandardisation(HonourTaskCheckPeriod, Controller):
     def control_flow(self, abort_signal: Signal, fl_ctx: FLContext) -> None:
         stats_task = Task(name=TaskName.FEATURE_STATS.value, data=Shareable(), timeout=self.timeout,
                           result_received_cb=self._collect)
-        self.broadcast_and_wait(stats_task, fl_ctx, min_responses=self.min_clients, abort_signal=abort_signal)
+        self.broadcast_and_wait(stats_task, fl_ctx, min_responses=self.min_clients,
+                                wait_time_after_min_received=self.wait_time_after_min_received, abort_signal=abort_signal)
         if abort_signal.triggered:
             return
         if len(self.moments) < self.min_clients:

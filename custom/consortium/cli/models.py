@@ -1,0 +1,127 @@
+"""The model registry from the admin's side: list a job's versions, pick the best, start a new job
+from any version (rollback), continue a job whose server died (resume), and clear the record
+FLARE leaves RUNNING for a job its dead server was running.
+
+    consortium models list RUN            every version: score, round, contributors, SHA-256
+    consortium models best RUN            the version with the best pooled score
+    consortium models rollback RUN V      a job folder that starts from version V (optionally submitted)
+    consortium resume JOB_ID              the POC job a dead server was running, from its last version
+
+RUN is a downloaded job result (``results/<job id>``) or a job's run folder on the server.
+The new job is the old job's own configuration (from its run folder) with the version's file
+inside it (``app/resume/``), its SHA-256 checked by the persistor and the aggregator before use,
+the round counter continuing from the version, and FedNova's server-momentum velocity restored.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from pathlib import Path
+
+from consortium.registry.store import ModelRegistry, RegistryEntry, RegistryError, load_arrays
+
+RESUMABLE_PERSISTOR = "consortium.flare.model_registry.ResumablePTPersistor"
+PLAIN_PERSISTORS = (RESUMABLE_PERSISTOR, "nvflare.app_opt.pt.file_model_persistor.PTFileModelPersistor")
+META_KEYS = ("resource_spec", "deploy_map", "min_clients")
+
+
+def _run_dir(run: Path) -> Path:
+    run = Path(run)
+    return run / "workspace" if (run / "workspace").is_dir() else run
+
+
+def _by_id(items: list[dict], ident: str, where: Path) -> dict:
+    found = next((c for c in items if c.get("id") == ident), None)
+    if found is None:
+        raise RegistryError(f"{where}: no component or workflow with id {ident!r}")
+    return found
+
+
+def job_config(run: Path) -> tuple[dict, dict, dict]:
+    """(meta, server config, client config) of the job that ran in ``run``."""
+    ws = _run_dir(run)
+    config = ws / "app_server" / "config"
+    paths = (ws / "meta.json", config / "config_fed_server.json", config / "config_fed_client.json")
+    for p in paths:
+        if not p.is_file():
+            raise RegistryError(f"{p}: missing; {run} is not a job's run folder or downloaded result")
+    return tuple(json.loads(p.read_text()) for p in paths)
+
+
+def planned_end(server: dict, where: Path) -> int:
+    """The round after the job's last planned round (start_round + num_rounds)."""
+    sag = _by_id(server["workflows"], "scatter_and_gather", where)["args"]
+    return int(sag.get("start_round", 0)) + int(sag["num_rounds"])
+
+
+def continuation_job(run: Path, version: int, out: Path, rounds: int | None = None, label: str = "rollback") -> Path:
+    """Write into ``out`` a job that starts from ``version`` of the job in ``run`` and runs
+    ``rounds`` rounds (default: the rounds left of the original plan). Refuses an encrypted job,
+    a version whose file fails its SHA-256, and a plan with no rounds left."""
+    ws = _run_dir(run)
+    registry = ModelRegistry.of_run(ws)
+    entry = registry.get(version)
+    load_arrays(registry.folder / entry.file, entry.sha256)  # refuse a corrupted file before writing anything
+    meta, server, client = (copy.deepcopy(c) for c in job_config(ws))
+    where = ws / "app_server" / "config" / "config_fed_server.json"
+    persistor = _by_id(server["components"], "persistor", where)
+    if persistor["path"] not in PLAIN_PERSISTORS:
+        raise RegistryError(f"{where}: persistor {persistor['path']} cannot start from a registry version "
+                            "(encrypted jobs keep no plaintext model)")
+    end = planned_end(server, where)
+    rounds = end - version if rounds is None else rounds
+    if not isinstance(rounds, int) or rounds < 1:
+        raise RegistryError(f"version {version} of {meta.get('name')} leaves {rounds} round(s) of the planned {end}; "
+                            "give --rounds to train further")
+    source = f"{meta.get('name')} job {meta.get('job_id', '?')} v{version} ({label})"
+    target = f"resume/{entry.file}"
+    persistor["path"] = RESUMABLE_PERSISTOR
+    persistor["args"].update(resume_from=target, resume_sha256=entry.sha256, resume_source=source)
+    if entry.has_state:
+        _by_id(server["components"], "aggregator", where)["args"].update(resume_from=target, resume_sha256=entry.sha256)
+    sag = _by_id(server["workflows"], "scatter_and_gather", where)["args"]
+    sag.update(start_round=version, num_rounds=rounds)
+    new_meta = {"name": f"{meta.get('name', 'job')}_v{version}", **{k: meta[k] for k in META_KEYS if k in meta}}
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise RegistryError(f"{out}: exists and is not empty; choose a new folder for the job")
+    (out / "app" / "config").mkdir(parents=True, exist_ok=True)
+    (out / "app" / "resume").mkdir()
+    shutil.copyfile(registry.folder / entry.file, out / "app" / target)
+    (out / "meta.json").write_text(json.dumps(new_meta, indent=2) + "\n")
+    (out / "app" / "config" / "config_fed_server.json").write_text(json.dumps(server, indent=2) + "\n")
+    (out / "app" / "config" / "config_fed_client.json").write_text(json.dumps(client, indent=2) + "\n")
+    return out
+
+
+def clear_stuck_record(storage_root: Path, job_id: str, reason: str) -> str:
+    """Mark ``job_id``'s record in FLARE's job store FINISHED:ABORTED when it still says RUNNING
+    (its server died with it: FLARE's ``abort`` and ``delete`` refuse such a record). Returns the
+    status the record had."""
+    from nvflare.apis.job_def import JobMetaKey, RunStatus
+    from nvflare.app_common.storages.filesystem_storage import FilesystemStorage
+
+    storage = FilesystemStorage(root_dir=str(storage_root))
+    try:
+        meta = storage.get_meta(job_id)
+    except Exception as e:
+        raise RegistryError(f"{storage_root}: no job record {job_id} ({e})") from e
+    status = meta.get(JobMetaKey.STATUS.value, "")
+    if status == RunStatus.RUNNING.value:
+        storage.update_meta(job_id, {JobMetaKey.STATUS.value: RunStatus.FINISHED_ABORTED.value,
+                                     "consortium_cleared": reason}, replace=False)
+    return status
+
+
+def list_lines(run: Path) -> list[str]:
+    registry = ModelRegistry.of_run(_run_dir(run))
+    entries = registry.entries()
+    if not entries:
+        raise RegistryError(f"{registry.index}: the registry is empty")
+    return [e.line() for e in entries]
+
+
+def best(run: Path) -> RegistryEntry:
+    return ModelRegistry.of_run(_run_dir(run)).best()
