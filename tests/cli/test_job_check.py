@@ -27,7 +27,8 @@ def _edit(path, change):
     path.write_text(json.dumps(data))
 
 
-@pytest.mark.parametrize("name", ["heart_fedavg", "heart_fedprox", "heart_fednova"])
+@pytest.mark.parametrize("name", ["heart_fedavg", "heart_fedprox", "heart_fednova", "heart_fedavg_dp_update",
+                                  "heart_fedprox_dp", "seg_fedavg_dp"])
 def test_shipped_jobs_are_valid(name):
     assert check_job(JOBS / name, sites=SITES)["name"] == name
 
@@ -93,7 +94,8 @@ def allowed():
     return AllowList.of_project(Project.load(PROJECT_FILE))
 
 
-@pytest.mark.parametrize("name", ["heart_fedavg", "heart_fedprox", "heart_fednova", "seg_fedavg", "seg_fedprox", "seg_fednova"])
+@pytest.mark.parametrize("name", ["heart_fedavg", "heart_fedprox", "heart_fednova", "seg_fedavg", "seg_fedprox", "seg_fednova",
+                                  "heart_fedavg_dp_update", "heart_fedprox_dp", "seg_fedavg_dp"])
 def test_shipped_jobs_use_only_allowed_classes(name, allowed):
     check_job(JOBS / name, sites=SITES, allowed=allowed)
 

@@ -15,6 +15,7 @@ Accountants (both assume add/remove-one adjacency, sensitivity = the clip norm):
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Iterable
@@ -75,7 +76,13 @@ def noise_multiplier_for(target_epsilon: float, delta: float, sample_rate: float
                          accountant: str = "rdp") -> float:
     """The smallest σ (to Opacus' tolerance, 0.01 in ε) whose ``steps`` releases at rate
     ``sample_rate`` spend at most ``target_epsilon`` at ``delta``:
-    ``opacus.accountants.utils.get_noise_multiplier``."""
+    ``opacus.accountants.utils.get_noise_multiplier``. Memoised: an executor asks every round
+    with the same arguments, and the search takes seconds."""
+    return _noise_multiplier_for(target_epsilon, delta, sample_rate, steps, accountant)
+
+
+@functools.lru_cache(maxsize=256)
+def _noise_multiplier_for(target_epsilon, delta, sample_rate, steps, accountant) -> float:
     from opacus.accountants.utils import get_noise_multiplier
 
     if not (isinstance(target_epsilon, int | float) and math.isfinite(target_epsilon) and target_epsilon > 0):
