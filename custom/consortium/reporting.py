@@ -5,7 +5,10 @@ Inputs: ``progress.jsonl`` (one :class:`~consortium.aggregation.round_summary.Ro
 round, written by the server's aggregator) and ``cross_site_val/cross_val_results.json`` (FLARE's
 cross-site evaluation: ``{data_site: {model_owner: metrics}}``, the global model's owner starting
 with ``SRV_``). Sites' own models are what each site submitted for cross-site evaluation: the
-imaging executor's local-only baseline, the tabular executor's last local update.
+imaging executor's local-only baseline, the tabular executor's last local update. Where the
+sites personalise (``personalise_epochs``), the global model's metrics also carry the score of the
+global model fine-tuned at each site (:mod:`consortium.learning.personalisation`): a
+"personalised" column.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from consortium.flare_files import PROGRESS_FILE
+from consortium.learning.personalisation import EPOCHS_KEY, personalised_key
 
 CROSS_SITE = Path("cross_site_val") / "cross_val_results.json"
 GLOBAL_MODEL_PREFIX = "SRV_"
@@ -33,6 +37,8 @@ class JobResults:
     scores: pd.DataFrame  # index: data site; columns: GLOBAL then each site's model; values: mean metric
     n_test: pd.Series  # index: data site
     global_total: pd.Series  # index: data site; sum of the per-example metric of the global model
+    personalised: pd.Series | None = None  # index: data site; the global model fine-tuned there (None: not run)
+    personalise_epochs: int | None = None
 
     @property
     def final_pooled_score(self) -> float:
@@ -72,7 +78,7 @@ def load_results(folder: Path | str) -> JobResults:
         raise FileNotFoundError(f"{cross}: no cross-site evaluation in this job result")
     table = json.loads(cross.read_text())
     metric = str(rounds["metric"].iloc[0]) if "metric" in rounds else "score"
-    scores, n_test, totals = {}, {}, {}
+    scores, n_test, totals, personalised, epochs = {}, {}, {}, {}, set()
     for site, by_model in sorted(table.items()):
         owner = next((o for o in by_model if o.startswith(GLOBAL_MODEL_PREFIX)), None)
         if owner is None:
@@ -82,9 +88,29 @@ def load_results(folder: Path | str) -> JobResults:
             scores[site] = {GLOBAL: by_model[owner][metric]} | {o: m[metric] for o, m in sorted(by_model.items()) if o != owner}
         except (KeyError, TypeError) as e:
             raise ValueError(f"{cross}: site {site!r}: evaluation lacks field {e} (expected n, score_sum, {metric})") from e
+        if personalised_key(metric) in by_model[owner]:
+            personalised[site] = float(by_model[owner][personalised_key(metric)])
+            epochs.add(by_model[owner].get(EPOCHS_KEY))
     frame = pd.DataFrame.from_dict(scores, orient="index")
     frame = frame[[GLOBAL] + sorted(c for c in frame.columns if c != GLOBAL)]
-    return JobResults(folder, _job_name(folder), metric, rounds, frame, pd.Series(n_test), pd.Series(totals))
+    if personalised and len(epochs) != 1:
+        raise ValueError(f"{cross}: the sites personalised with different numbers of epochs {sorted(map(str, epochs))}")
+    return JobResults(folder, _job_name(folder), metric, rounds, frame, pd.Series(n_test), pd.Series(totals),
+                      pd.Series(personalised, dtype=float).reindex(frame.index) if personalised else None,
+                      epochs.pop() if personalised else None)
+
+
+def _columns(results: JobResults) -> list[tuple[str, pd.Series]]:
+    """The table's model columns, in order: global, personalised (when run), each site's model."""
+    s = results.scores
+    cols = [(GLOBAL, s[GLOBAL])]
+    if results.personalised is not None:
+        cols.append((f"personalised ({results.personalise_epochs} local epochs)", results.personalised))
+    return cols + [(f"{c}'s model", s[c]) for c in s.columns[1:]]
+
+
+def _cell(v: float) -> str:
+    return "–" if pd.isna(v) else f"{v:.3f}"
 
 
 def plot_learning_curve(results: JobResults, path: Path) -> Path:
@@ -112,12 +138,12 @@ def plot_learning_curve(results: JobResults, path: Path) -> Path:
 
 
 def _table_lines(results: JobResults) -> list[str]:
-    s = results.scores
-    cols = [GLOBAL] + [f"{c}'s model" for c in s.columns[1:]]
-    lines = ["| data site | test examples | " + " | ".join(cols) + " |", "| --- | ---: |" + " ---: |" * len(cols)]
-    for site, row in s.iterrows():
-        lines.append(f"| {site} | {results.n_test[site]} | " + " | ".join(f"{v:.3f}" for v in row) + " |")
-    lines.append("| **mean over sites** | | " + " | ".join(f"**{v:.3f}**" for v in s.mean()) + " |")
+    cols = _columns(results)
+    lines = ["| data site | test examples | " + " | ".join(c for c, _ in cols) + " |",
+             "| --- | ---: |" + " ---: |" * len(cols)]
+    for site in results.scores.index:
+        lines.append(f"| {site} | {results.n_test[site]} | " + " | ".join(_cell(v[site]) for _, v in cols) + " |")
+    lines.append("| **mean over sites** | | " + " | ".join(f"**{_cell(v.mean())}**" for _, v in cols) + " |")
     return lines
 
 
@@ -134,7 +160,10 @@ def write_report(results: JobResults, pictures: list[Path] | None = None) -> Pat
         "",
         f"Cross-site evaluation ({m}): every site's test data (rows) against the final global model and every site's "
         "own submitted model (imaging jobs: a local-only baseline trained on that site alone; tabular jobs: the "
-        "site's last local update).",
+        "site's last local update)." + (
+            f" Personalised: the final global model fine-tuned for {results.personalise_epochs} local epochs at each "
+            "site, scored on that site's test split (the fine-tuned model stays at the site)."
+            if results.personalised is not None else ""),
         "",
         *_table_lines(results),
         "",
@@ -157,9 +186,10 @@ def print_table(results: JobResults, console=None) -> None:
     table = Table(title=f"{results.name}: final pooled {results.metric} {results.final_pooled_score:.3f}")
     table.add_column("data site")
     table.add_column("test examples", justify="right")
-    for c in results.scores.columns:
-        table.add_column(c if c == GLOBAL else f"{c}'s model", justify="right")
-    for site, row in results.scores.iterrows():
-        table.add_row(site, str(results.n_test[site]), *(f"{v:.3f}" for v in row))
-    table.add_row("mean over sites", "", *(f"{v:.3f}" for v in results.scores.mean()), style="bold")
+    cols = _columns(results)
+    for c, _ in cols:
+        table.add_column(c, justify="right")
+    for site in results.scores.index:
+        table.add_row(site, str(results.n_test[site]), *(_cell(v[site]) for _, v in cols))
+    table.add_row("mean over sites", "", *(_cell(v.mean()) for _, v in cols), style="bold")
     console.print(table)

@@ -10,6 +10,12 @@ With ``train_local_only`` the site also trains a local-only baseline (same netwo
 initialisation, its own data only, never aggregated) and offers it for cross-site evaluation, so
 the final table compares the federated model with every site's local-only model on every site.
 Training loss and the received model's Dice go to FLARE experiment tracking (``log_writer_id``).
+
+With ``personalise_epochs`` > 0, validating the global model (cross-site evaluation, owner
+``SRV_...``; the encrypted jobs' final evaluation) also fine-tunes a copy of it on the site's
+training split for that many epochs and adds its Dice on the site's test split to the metrics
+(``dice_personalised``, with ``personalise_epochs``): the FL personalisation baseline of
+:mod:`consortium.learning.personalisation`. The fine-tuned weights never leave the site.
 """
 
 from __future__ import annotations
@@ -18,21 +24,27 @@ import os
 from pathlib import Path
 
 import numpy as np
+from nvflare.apis.dxo import DataKind, from_shareable
 from nvflare.apis.event_type import EventType
 from nvflare.apis.fl_context import FLContext
+from nvflare.apis.shareable import Shareable
+from nvflare.app_common.app_constant import AppConstants
 
 from consortium.data.imaging import DEFAULT_TEST_FRACTION, load_site_data, site_split
 from consortium.flare.site_executor import Score, SiteExecutor
 from consortium.learning.loop import TrainConfig, get_weights
+from consortium.learning.personalisation import EPOCHS_KEY, Personalisation, is_global_model, personalised_key
 from consortium.learning.segmentation import (
     SegmentationUNet,
     dice_loss,
     dice_scores,
+    personalised_dice,
     predict,
     train_segmentation,
     training_loader,
 )
 from consortium.learning.settings import LocalTrainingSettings
+from consortium.protocol import Task
 
 SITE_DATA_ROOT_ENV = "CONSORTIUM_SITE_DATA_ROOT"
 TRAINING_DEFAULTS = {"lr": 0.1, "momentum": 0.9}
@@ -48,6 +60,7 @@ class SegmentationExecutor(SiteExecutor):
         test_fraction: float = DEFAULT_TEST_FRACTION,
         train_local_only: bool = True,
         log_writer_id: str | None = "log_writer",
+        personalise_epochs: int = 0,
         **training,
     ) -> None:
         """Args:
@@ -58,15 +71,21 @@ class SegmentationExecutor(SiteExecutor):
         test_fraction: share of the site's images held out for evaluation (fixed split).
         train_local_only: also train a local-only baseline for cross-site evaluation.
         log_writer_id: component id of a FLARE LogWriter (e.g. TBWriter); None to not track.
+        personalise_epochs: epochs of local fine-tuning of the global model when it is validated
+            here (its personalised Dice joins the metrics); 0 for none. Refused with ``dp_sgd``.
         **training: :class:`~consortium.learning.settings.LocalTrainingSettings`; here lr defaults
             to 0.1 and momentum to 0.9.
         """
         if not 0 < test_fraction < 1:
             raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
         self.model_args = dict(model_args or {})
+        self.personalisation = Personalisation(personalise_epochs)
         super().__init__(SegmentationUNet(**self.model_args), LocalTrainingSettings.from_args(training, TRAINING_DEFAULTS))
         self.data_dir = data_dir
         self.test_fraction = test_fraction
+        if self.personalisation.enabled and self.settings.dp_sgd is not None:
+            raise ValueError(f"personalise_epochs = {personalise_epochs} cannot be combined with dp_sgd: the fine-tuning "
+                             "is not private, and its Dice would leave the site outside the DP accounting")
         self.local_only = SegmentationUNet(**self.model_args) if train_local_only else None
         self.log_writer_id = log_writer_id
         self.writer = None
@@ -110,6 +129,26 @@ class SegmentationExecutor(SiteExecutor):
         images, masks = self.test
         dice = dice_scores(predict(model, images), masks)
         return Score(n=len(dice), total=float(dice.sum()), loss=float(1.0 - dice.mean()))
+
+    def extra_tasks(self) -> dict:
+        return {Task.VALIDATE: self._validate_and_personalise} if self.personalisation.enabled else {}
+
+    def _validate_and_personalise(self, shareable: Shareable, fl_ctx: FLContext) -> Shareable:
+        """The base validation; for the global model also the personalised model's Dice."""
+        reply = self._validate(shareable, fl_ctx)  # self.model now holds the received weights
+        if not is_global_model(shareable.get_header(AppConstants.MODEL_OWNER)):
+            return reply
+        site = self.site(fl_ctx)
+        config = self.personalisation.train_config(self.settings.train_config(site))
+        dice = personalised_dice(self.model, self.train, self.test, config, seed=self.settings.round_seed(-1, site))
+        dxo = from_shareable(reply)
+        if dxo.data_kind != DataKind.METRICS:
+            raise ValueError(f"validation returned {dxo.data_kind}, not METRICS")
+        dxo.data[personalised_key(self.metric)] = float(dice.mean())
+        dxo.data[EPOCHS_KEY] = config.epochs
+        self.log_info(fl_ctx, f"global model {self.metric} {dxo.data[self.metric]:.3f}; fine-tuned here for "
+                              f"{config.epochs} epochs: {dice.mean():.3f}")
+        return dxo.update_shareable(reply)
 
     def after_train(self, round_number: int, fl_ctx: FLContext, config: TrainConfig, seed: int, result,
                     received: Score) -> None:

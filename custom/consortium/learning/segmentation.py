@@ -3,6 +3,7 @@
 Images are scaled per image to [0, 1] by MONAI's ``ScaleIntensity`` and batched by MONAI's
 ``DataLoader``; the network is ``monai.networks.nets.UNet`` with instance normalisation. The
 optimisation is the shared loop of :mod:`consortium.learning.loop` (FedProx as its proximal term).
+:func:`personalised_dice` scores the personalisation baseline (:mod:`consortium.learning.personalisation`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import torch
 from torch import nn
 
 from consortium.learning.loop import TrainConfig, TrainResult, seeded, train_with_sgd
+from consortium.learning.personalisation import fine_tuned
 
 
 def build_unet(dims: int = 2, channels: tuple[int, ...] = (8, 16, 32, 64), num_res_units: int = 0,
@@ -84,3 +86,11 @@ def dice_scores(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
 
     metric = DiceMetric(include_background=True, reduction="none", ignore_empty=False)
     return metric(torch.as_tensor(pred, dtype=torch.float32), torch.as_tensor(truth, dtype=torch.float32)).numpy().reshape(-1)
+
+
+def personalised_dice(model: nn.Module, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
+                      config: TrainConfig, seed: int) -> np.ndarray:
+    """Per-image Dice on the site's own ``test`` (images, masks) of a copy of ``model`` fine-tuned
+    for ``config.epochs`` epochs on the site's ``train`` (images, masks); ``model`` is unchanged."""
+    tuned = fine_tuned(model, lambda m: train_segmentation(m, *train, config, seed=seed))
+    return dice_scores(predict(tuned, test[0]), test[1])

@@ -1,0 +1,88 @@
+"""Choosing jobs/seg_fedavg's local epochs and its personalisation epochs without the test split.
+
+Each site's training images are split again (75 % train, 25 % validation; the test split is not
+loaded). In process (benchmarks/imaging_inprocess.py: the executor's training, the aggregator's
+FedAvg), with the job's other settings and rounds, 5 seeds:
+
+1. local epochs per round, among 1 and 2: the one whose final global model has the highest
+   validation Dice at its worst site (the issue's floor is on every site); a tie (within 0.005)
+   goes to fewer epochs (less compute at the hospitals);
+2. personalisation epochs, among 1, 2, 5 and 10, with the chosen local epochs: the fewest whose
+   fine-tuned global model scores at least the local-only model on validation at every site
+   (mean over seeds); if none does, the one with the highest mean validation Dice.
+
+Writes benchmarks/results/imaging_selection.md.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import numpy as np
+import torch
+from common import write_table
+from imaging_inprocess import dice_by_site, federate, job_settings, local_only, site_data
+
+from consortium.learning.segmentation import personalised_dice
+
+SEEDS = range(5)
+LOCAL_EPOCHS = (1, 2)
+PERSONALISE_EPOCHS = (1, 2, 5, 10)
+TIE = 0.005
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    sites = site_data(validation=True)
+    base, rounds, model_args = job_settings()
+    names = list(sites)
+    glob = {e: [] for e in LOCAL_EPOCHS}  # epochs -> per seed {site: dice}
+    local = {e: [] for e in LOCAL_EPOCHS}
+    pers = {e: {k: [] for k in PERSONALISE_EPOCHS} for e in LOCAL_EPOCHS}
+    for e in LOCAL_EPOCHS:
+        settings = replace(base, epochs=e)
+        for seed in SEEDS:
+            model = federate(sites, settings, rounds, "fedavg", seed, model_args)
+            glob[e].append(dice_by_site(model, sites))
+            local[e].append({n: dice_by_site(local_only(n, s, settings, rounds, seed, model_args), {n: s})[n]
+                             for n, s in sites.items()})
+            for k in PERSONALISE_EPOCHS:
+                pers[e][k].append({n: float(personalised_dice(model, s.train, s.test, replace(settings.train_config(n), epochs=k),
+                                                              seed=replace(settings, seed=seed).round_seed(-1, n)).mean())
+                                   for n, s in sites.items()})
+            print(f"epochs {e} seed {seed}: global {glob[e][-1]}", flush=True)
+
+    def mean(runs: list[dict], site: str) -> float:
+        return float(np.mean([r[site] for r in runs]))
+
+    worst = {e: min(mean(glob[e], n) for n in names) for e in LOCAL_EPOCHS}
+    best_worst = max(worst.values())
+    chosen_e = min(e for e in LOCAL_EPOCHS if worst[e] >= best_worst - TIE)
+    beats = {k: all(mean(pers[chosen_e][k], n) >= mean(local[chosen_e], n) for n in names) for k in PERSONALISE_EPOCHS}
+    chosen_k = (min(k for k in PERSONALISE_EPOCHS if beats[k]) if any(beats.values()) else
+                max(PERSONALISE_EPOCHS, key=lambda k: np.mean([mean(pers[chosen_e][k], n) for n in names])))
+
+    lines = [f"# Choosing seg_fedavg's local epochs and personalisation epochs on a validation split ({rounds} rounds, "
+             f"{len(SEEDS)} seeds, mean Dice)", "",
+             "Each site's training images split 75/25 into train/validation (the test split is not used); in process, "
+             "FedAvg with the job's settings (lr "
+             f"{base.lr}, momentum {base.momentum}, batch {base.batch_size}). Rules: local epochs maximise the worst "
+             f"site's validation Dice of the global model (ties within {TIE} to fewer); personalisation epochs: the "
+             "fewest whose fine-tuned global model is >= the local-only model at every site.", "",
+             "| local epochs | model | " + " | ".join(names) + " | worst site | mean |", "| --- | --- |" + " ---: |" * (len(names) + 2)]
+    for e in LOCAL_EPOCHS:
+        rows = [("global model", glob[e]), ("local-only (own site)", local[e])]
+        rows += [(f"personalised, {k} epochs" + (" (>= local-only everywhere)" if e == chosen_e and beats[k] else ""),
+                  pers[e][k]) for k in PERSONALISE_EPOCHS]
+        for label, runs in rows:
+            vals = [mean(runs, n) for n in names]
+            lines.append(f"| {e} | {label} | " + " | ".join(f"{v:.3f}" for v in vals) + f" | {min(vals):.3f} | {np.mean(vals):.3f} |")
+    lines += ["", f"Chosen: **{chosen_e} local epoch(s)** per round, **personalise_epochs {chosen_k}**. "
+              f"Run time {time.perf_counter() - started:.0f} s.", ""]
+    write_table("imaging_selection.md", lines)
+
+
+if __name__ == "__main__":
+    main()

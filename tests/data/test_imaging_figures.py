@@ -1,0 +1,69 @@
+"""The imaging figures quoted in README.md are those of the committed results files that the
+benchmark scripts write (benchmarks/results/imaging_segmentation.md, fednova_imaging.md)."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+RESULTS = REPO / "benchmarks" / "results"
+SITES = ("cleveland", "hungary", "switzerland", "va-long-beach")
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def table_means(results_file: str, after: str) -> dict[str, tuple[str, ...]]:
+    """Row label -> the means of its "mean ± std" cells (bold or not), in the first table after the
+    line starting with ``after``."""
+    lines = (RESULTS / results_file).read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(after))
+    rows, seen = {}, False
+    for line in lines[start + 1:]:
+        if not line.startswith("|"):
+            if seen:
+                break
+            continue
+        seen = True
+        cells = [c.strip().strip("*") for c in line.strip().strip("|").split("|")]
+        found = tuple(m for c in cells[1:] for m in re.findall(r"^(\d\.\d{3}) ± \d\.\d{3}$", c))
+        if found:
+            rows[cells[0]] = found
+    return rows
+
+
+@pytest.fixture(scope="module")
+def readme() -> str:
+    return flat((REPO / "README.md").read_text())
+
+
+def test_own_site_figures_in_readme_are_the_results_file(readme):
+    rows = table_means("imaging_segmentation.md", "## On each site's own test images")
+    global_, personalised, own, cross = rows["mean over sites"]
+
+    assert (f"global model {global_}, personalised {personalised}, each site's local-only model {own} on its own "
+            f"site ({cross} averaged over the four sites)") in readme
+
+
+def test_global_model_on_its_weakest_sites_in_readme_is_the_results_file(readme):
+    rows = table_means("imaging_segmentation.md", "## On each site's own test images")
+
+    assert f"weakest sites are hungary {rows['hungary'][0]} and va-long-beach (inverted contrast) {rows['va-long-beach'][0]}" in readme
+    assert sorted(rows[s][0] for s in SITES)[:2] == sorted([rows["hungary"][0], rows["va-long-beach"][0]])
+
+
+def test_the_sites_where_personalisation_falls_short_in_readme_are_the_results_files(readme):
+    rows = table_means("imaging_segmentation.md", "## On each site's own test images")
+    short = [s for s in SITES if float(rows[s][1]) < float(rows[s][2])]  # personalised < local-only on its own site
+
+    assert f"the personalised model is below the local-only model at {' and '.join(short)}" in readme
+
+
+def test_fednova_imaging_figures_in_readme_are_the_results_file(readme):
+    rows = table_means("fednova_imaging.md", "| algorithm |")
+    quoted = ", ".join(f"{algo} {rows[algo][0]}" for algo in ("FedAvg", "FedProx", "FedNova"))
+
+    assert f"final mean Dice {quoted}" in readme
+    assert table_means("fednova_imaging.md", "| algorithm |")["FedNova"][-1] == "0.000"  # "scores 0 Dice there"
