@@ -76,4 +76,4 @@ def test_sign_flip_is_the_poisoning_of_the_benchmark():
 def test_a_drill_with_unknown_faults_is_refused(faults):
     with pytest.raises(ValueError, match="FaultDrill"):
         FaultDrill(faults)
-    assert set(FAULTS) == {"nan", "shape", "huge", "sign_flip_x50"}
+    assert set(FAULTS) == {"none", "nan", "shape", "huge", "sign_flip_x50"}

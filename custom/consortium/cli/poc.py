@@ -126,7 +126,10 @@ def _launch(state: PocState, site: str, project: Project) -> tuple[subprocess.Po
     interrupted start-up still knows what to stop)."""
     org = next(p.get("org", "") for p in project.config["participants"] if p["name"] == site)
     if site == project.server["name"]:
-        module, config, settings = "nvflare.private.fed.app.server.server_train", "fed_server.json", [f"org={org}"]
+        from consortium.cli.server_settings import server_settings
+
+        module, config = "nvflare.private.fed.app.server.server_train", "fed_server.json"
+        settings = [f"org={org}", *server_settings(Path(state.kits) / site)]
     else:
         module, config, settings = "nvflare.private.fed.app.client.client_train", "fed_client.json", [f"uid={site}", f"org={org}"]
     proc, log = _start(Path(state.kits) / site, module, config, settings)

@@ -15,7 +15,7 @@ from consortium.aggregation.round_summary import RoundSummary
 from consortium.cli.job_check import AllowList, check_job
 from consortium.cli.job_watch import SiteWatch, first_errors, job_logs
 from consortium.cli.poc import PocError, PocState, admin_session
-from consortium.flare_files import PROGRESS_FILE
+from consortium.flare_files import PROGRESS_FILE, TRAINING_STATUS_FILE
 
 FINISHED = "FINISHED"
 COMPLETED = "FINISHED:COMPLETED"
@@ -93,10 +93,23 @@ def submit_and_follow(state: PocState, job: Path, results_dir: Path, timeout: fl
         # FLARE archives the run folder before it reports FINISHED: the last rounds are in the result
         for summary in _new_rounds(folder / "workspace" / PROGRESS_FILE, seen)[0]:
             echo(summary.line(len(state.clients)))
+        training = training_status(folder)
+        if training.get("status") == "stopped":
+            echo(f"TRAINING STOPPED EARLY: {training.get('reason')}")
         echo(f"job {job_id} {status}; result downloaded to {folder}")
         return folder
     finally:
         sess.close()
+
+
+def training_status(folder: Path) -> dict:
+    """What the training workflow says about how it ended (``{}`` for a job without it)."""
+    for path in (folder / "workspace" / TRAINING_STATUS_FILE, folder / TRAINING_STATUS_FILE):
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+    return {}
 
 
 def _log_hint(state: PocState, job_id: str, result: Path | None = None) -> str:

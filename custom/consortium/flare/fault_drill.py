@@ -6,7 +6,8 @@ on purpose, so admins (and the POC tests) can watch the server's defences act on
 
 A site named in ``faults`` replaces its update, round after round, by the listed faults in turn:
 ``nan`` (one value NaN), ``shape`` (one tensor a value short), ``huge`` (scaled by 10^4),
-``sign_flip_x50`` (the poisoning of ``benchmarks/poisoning.py``). Sites not named are untouched.
+``sign_flip_x50`` (the poisoning of ``benchmarks/poisoning.py``), ``none`` (an honest round).
+Sites not named are untouched.
 Never part of a production job: ``consortium validate`` names it in its output.
 """
 
@@ -18,14 +19,16 @@ from nvflare.apis.filter import Filter
 from nvflare.apis.fl_context import FLContext
 from nvflare.apis.shareable import Shareable
 
-FAULTS = ("nan", "shape", "huge", "sign_flip_x50")
+FAULTS = ("none", "nan", "shape", "huge", "sign_flip_x50")
 
 
 def corrupt(update: dict[str, np.ndarray], fault: str) -> dict[str, np.ndarray]:
     """A copy of ``update`` with ``fault`` applied (pure; what the filter sends)."""
     out = {k: np.array(v, copy=True) for k, v in update.items()}
     first = sorted(out)[0]
-    if fault == "nan":
+    if fault == "none":
+        pass
+    elif fault == "nan":
         out[first].reshape(-1)[0] = np.nan
     elif fault == "shape":
         out[first] = out[first].reshape(-1)[:-1]
@@ -59,6 +62,8 @@ class FaultDrill(Filter):
             return shareable
         fault = seq[self.count % len(seq)]
         self.count += 1
+        if fault == "none":
+            return shareable
         dxo.data = corrupt(dxo.data, fault)
         self.log_warning(fl_ctx, f"FIRE DRILL: {site} sends a corrupted update ({fault})")
         return dxo.update_shareable(shareable)
