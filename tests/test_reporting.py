@@ -43,3 +43,42 @@ def test_a_job_without_personalisation_has_no_personalised_column(tmp_path):
 def test_sites_that_personalised_differently_are_refused(tmp_path):
     with pytest.raises(ValueError, match="different numbers of epochs"):
         load_results(job_result(tmp_path, {"cleveland": (0.9, 5), "hungary": (0.7, 2)}))
+
+
+def _rounds(tmp_path, records):
+    (tmp_path / "progress.jsonl").write_text("".join(json.dumps({"metric": "dice", "pooled_score": 0.5,
+                                                                 "mean_train_loss": 0.4} | r) + "\n" for r in records))
+
+
+def test_the_report_names_rejections_missing_sites_alerts_and_an_early_stop(tmp_path):
+    job_result(tmp_path, {})
+    _rounds(tmp_path, [
+        {"round": 0, "contributors": ["cleveland", "hungary"], "rejected": {}, "alerts": {}},
+        {"round": 1, "contributors": ["cleveland"], "rejected": {"hungary": "update norm 1e+04 exceeds the bound 10"},
+         "alerts": {"cleveland": "norm 9x the median"}},
+        {"round": 2, "contributors": ["hungary"], "rejected": {}, "alerts": {}},
+    ])
+    (tmp_path / "training_status.json").write_text(json.dumps({"status": "stopped", "round": 3, "reason": "round 3: too few"}))
+
+    text = write_report(load_results(tmp_path)).read_text()
+
+    assert "**Training stopped early**: round 3: too few" in text
+    assert "| 1 | cleveland | rejected hungary: update norm 1e+04 exceeds the bound 10; ALERT cleveland: norm 9x the median |" in text
+    assert "| 2 | hungary | no result from cleveland |" in text
+    assert "| 0 |" not in text  # a round with every site is not an event
+
+
+def test_the_report_shows_each_sites_epsilon_round_by_round(tmp_path):
+    job_result(tmp_path, {})
+    _rounds(tmp_path, [{"round": 0, "epsilon": {"cleveland": 1.5, "hungary": 1.25}},
+                       {"round": 1, "epsilon": {"cleveland": 2.0}}])
+
+    text = write_report(load_results(tmp_path)).read_text()
+
+    assert "| round | cleveland | hungary |" in text
+    assert "| 0 | 1.500 | 1.250 |" in text and "| 1 | 2.000 | – |" in text
+
+
+def test_a_job_without_events_or_dp_has_neither_section(tmp_path):
+    text = write_report(load_results(job_result(tmp_path, {}))).read_text()
+    assert "what happened" not in text and "ε spent" not in text

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from consortium.flare_files import PROGRESS_FILE
+from consortium.flare_files import PROGRESS_FILE, TRAINING_STATUS_FILE
 from consortium.learning.personalisation import EPOCHS_KEY, personalised_key
 
 CROSS_SITE = Path("cross_site_val") / "cross_val_results.json"
@@ -147,6 +147,54 @@ def _table_lines(results: JobResults) -> list[str]:
     return lines
 
 
+def _column(results: JobResults, name: str, kind: type = dict) -> list:
+    """A round-record field per round; None where a record lacks it (or holds another type)."""
+    r = results.rounds
+    return [v if isinstance(v, kind) else None for v in r[name]] if name in r else [None] * len(r)
+
+
+def event_lines(results: JobResults) -> list[str]:
+    """What a hospital admin reads first: how training ended, each round whose contributors were
+    not every site (with the reasons), the alerts, and each site's ε round by round under DP."""
+    lines: list[str] = []
+    status = training_status(results.folder)
+    if status.get("status") == "stopped":
+        lines += [f"**Training stopped early**: {status.get('reason')}", ""]
+    sites = sorted(set(results.n_test.index) | {s for c in _column(results, "contributors", list) if c for s in c})
+    events = []
+    for rnd, contributors, rejected, alerts in zip(results.rounds["round"], _column(results, "contributors", list),
+                                                    _column(results, "rejected"), _column(results, "alerts"), strict=True):
+        missing = sorted(set(sites) - set(contributors) - set(rejected or {})) if contributors is not None else []
+        parts = [f"rejected {s}: {why}" for s, why in sorted((rejected or {}).items())]
+        parts += [f"no result from {s}" for s in missing]
+        parts += [f"ALERT {s}: {why}" for s, why in sorted((alerts or {}).items())]
+        if parts:
+            events.append(f"| {rnd} | {', '.join(contributors or []) or '–'} | {'; '.join(parts)} |")
+    if events:
+        lines += ["Rounds without every site's accepted update, and alerts:", "",
+                  "| round | contributors | what happened |", "| ---: | --- | --- |", *events, ""]
+    eps = [e or {} for e in _column(results, "epsilon")]
+    dp_sites = sorted({s for e in eps for s in e})
+    if dp_sites:
+        lines += ["Differential privacy: each site's ε spent in this job after each round (from its ledger; δ as the "
+                  "site's policy sets it).", "", "| round | " + " | ".join(dp_sites) + " |",
+                  "| ---: |" + " ---: |" * len(dp_sites)]
+        lines += [f"| {rnd} | " + " | ".join(f"{e[s]:.3f}" if s in e else "–" for s in dp_sites) + " |"
+                  for rnd, e in zip(results.rounds["round"], eps, strict=True)]
+        lines.append("")
+    return lines
+
+
+def training_status(folder: Path) -> dict:
+    """What the training workflow wrote about how it ended (``{}`` for a job without it)."""
+    for path in (folder / "workspace" / TRAINING_STATUS_FILE, folder / TRAINING_STATUS_FILE):
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+    return {}
+
+
 def write_report(results: JobResults, pictures: list[Path] | None = None) -> Path:
     """Write ``report.md`` and ``learning_curve.png`` into the result folder; returns the report path."""
     png = plot_learning_curve(results, results.folder / "learning_curve.png")
@@ -167,6 +215,7 @@ def write_report(results: JobResults, pictures: list[Path] | None = None) -> Pat
         "",
         *_table_lines(results),
         "",
+        *event_lines(results),
         f"![learning curve]({png.name})",
         "",
     ]

@@ -5,26 +5,44 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import test_round_aggregator as base
+from nvflare.apis.fl_constant import ReservedKey
+from nvflare.apis.fl_context import FLContext
+from nvflare.app_common.abstract.model import make_model_learnable
+from nvflare.app_common.app_constant import AppConstants
+from test_round_aggregator import result
 
 from consortium.aggregation.checks import DEFAULT_CHECKS, NormBound, run_checks
 from consortium.flare.fault_drill import FAULTS, FaultDrill, corrupt
 from consortium.flare.round_aggregator import RoundAggregator
 from consortium.flare.workflows import ScatterAndGather
-from test_round_aggregator import engine, fl_ctx, result  # noqa: F401 - fixtures
+
+
+@pytest.fixture
+def ctx(tmp_path):
+    """A server context at round 3 (as in test_round_aggregator)."""
+    c = FLContext()
+    c.set_prop(ReservedKey.ENGINE, base._Engine(tmp_path), private=True, sticky=False)
+    c.set_prop(ReservedKey.RUN_NUM, "job1", private=True, sticky=False)
+    c.set_prop(AppConstants.CURRENT_ROUND, 3, private=True, sticky=False)
+    c.set_prop(AppConstants.GLOBAL_MODEL, make_model_learnable(base.GLOBAL, {}), private=True, sticky=False)
+    (tmp_path / "job1").mkdir()
+    return c
+
 
 UPDATE = {"w": np.array([0.1, -0.2], dtype=np.float32)}
 REFERENCE = {"w": np.zeros(2, dtype=np.float32)}
 
 
-def test_quorum_shortfall_names_who_answered_and_why_it_is_not_enough(fl_ctx):
+def test_quorum_shortfall_names_who_answered_and_why_it_is_not_enough(ctx):
     agg = RoundAggregator(min_accepted=3)
-    assert agg.accept(result("cleveland", [0.1, 0.1]), fl_ctx)
-    assert not agg.accept(result("hungary", [np.nan, 0.1]), fl_ctx)
-    short = agg.quorum_shortfall(fl_ctx)
+    assert agg.accept(result("cleveland", [0.1, 0.1]), ctx)
+    assert not agg.accept(result("hungary", [np.nan, 0.1]), ctx)
+    short = agg.quorum_shortfall(ctx)
     assert short.answered == {"cleveland", "hungary"}
     assert "1 result(s) accepted (cleveland), min_accepted is 3" in short.reason and "hungary" in short.reason
-    assert agg.accept(result("switzerland", [0.1, 0.0]), fl_ctx) and agg.accept(result("va-long-beach", [0.0, 0.1]), fl_ctx)
-    assert agg.quorum_shortfall(fl_ctx) is None
+    assert agg.accept(result("switzerland", [0.1, 0.0]), ctx) and agg.accept(result("va-long-beach", [0.0, 0.1]), ctx)
+    assert agg.quorum_shortfall(ctx) is None
 
 
 @pytest.mark.parametrize("bad", [{"max_round_retries": -1}, {"max_round_retries": 1.5}, {"max_round_retries": True}])
@@ -39,11 +57,11 @@ def test_a_retry_without_a_straggler_limit_is_refused():
     assert ScatterAndGather(min_clients=3, max_round_retries=1, train_timeout=60).max_round_retries == 1
 
 
-def test_momentum_velocity_is_saved_and_restored(fl_ctx):
+def test_momentum_velocity_is_saved_and_restored(ctx):
     agg = RoundAggregator(algorithm="fednova", server_momentum=0.5, min_accepted=1)
     assert agg.server_state() == {}
-    assert agg.accept(result("cleveland", [0.2, 0.4]), fl_ctx)
-    agg.aggregate(fl_ctx)
+    assert agg.accept(result("cleveland", [0.2, 0.4]), ctx)
+    agg.aggregate(ctx)
     state = agg.server_state()
     assert set(state) == {"velocity/w"} and np.abs(state["velocity/w"]).sum() > 0
 

@@ -15,7 +15,8 @@ from consortium.aggregation.round_summary import RoundSummary
 from consortium.cli.job_check import AllowList, check_job
 from consortium.cli.job_watch import SiteWatch, first_errors, job_logs
 from consortium.cli.poc import PocError, PocState, admin_session
-from consortium.flare_files import PROGRESS_FILE, TRAINING_STATUS_FILE
+from consortium.flare_files import PROGRESS_FILE
+from consortium.reporting import training_status
 
 FINISHED = "FINISHED"
 COMPLETED = "FINISHED:COMPLETED"
@@ -100,16 +101,6 @@ def submit_and_follow(state: PocState, job: Path, results_dir: Path, timeout: fl
         return folder
     finally:
         sess.close()
-
-
-def training_status(folder: Path) -> dict:
-    """What the training workflow says about how it ended (``{}`` for a job without it)."""
-    for path in (folder / "workspace" / TRAINING_STATUS_FILE, folder / TRAINING_STATUS_FILE):
-        try:
-            return json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-    return {}
 
 
 def _log_hint(state: PocState, job_id: str, result: Path | None = None) -> str:

@@ -32,6 +32,7 @@ from nvflare.apis.filter import Filter, FilterContextKey, FilterSource
 from nvflare.apis.fl_constant import ReturnCode
 from nvflare.apis.fl_context import FLContext
 from nvflare.apis.shareable import ReservedHeaderKey, Shareable, make_reply
+from nvflare.apis.utils.fl_context_utils import add_job_audit_event
 
 from consortium.flare.round_aggregator import REFUSAL_HEADER
 from consortium.privacy.declaration import EPSILON_KEY, KEYS, MODEL_OF_KEY, declare, declared
@@ -68,6 +69,7 @@ class GaussianUpdatePrivacy(Filter):
 
     def refuse(self, fl_ctx: FLContext, reason: str) -> Shareable:
         self.log_error(fl_ctx, f"privacy: release refused: {reason}")
+        add_job_audit_event(fl_ctx, msg=f"consortium privacy refusal: {reason}")
         reply = make_reply(PRIVACY_REFUSED)
         reply.set_header(REFUSAL_HEADER, reason)
         return reply
