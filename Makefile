@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-fast bench lint clean
+.PHONY: venv monitoring demo test test-fast bench lint clean
 
 venv: $(STAMP)
 
@@ -17,10 +17,24 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# Debian's Prometheus (and promtool) for `consortium poc up --monitoring` and the monitoring tests:
+# installed with apt-get where this machine allows it (root, apt-get present), otherwise explained.
+monitoring:
+	@if command -v prometheus >/dev/null && command -v promtool >/dev/null; then \
+		echo "prometheus: $$(command -v prometheus)"; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		(apt-get install -y -q prometheus || (apt-get update -q && apt-get install -y -q prometheus)) >/dev/null \
+		&& echo "prometheus: installed $$(prometheus --version 2>&1 | head -1)"; \
+	else \
+		echo "prometheus is not installed and apt-get cannot install it here (needs root on Debian/Ubuntu):"; \
+		echo "  sudo apt-get install -y prometheus   (or put prometheus and promtool 2.x on PATH)"; \
+		echo "  the monitoring tests that need it fail without it"; exit 1; \
+	fi
+
 demo: venv
 	$(BIN)/consortium demo
 
-test: venv
+test: venv monitoring
 	$(BIN)/python -m pytest
 
 # unit tests only (no FLARE simulator, no POC): quick feedback while changing the seams

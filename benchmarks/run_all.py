@@ -6,7 +6,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-BENCHMARKS = ("round_overhead", "aggregation_memory", "he_cost", "poisoning", "dp_utility", "fednova_heterogeneous", "heart_selection",
+BENCHMARKS = ("round_overhead", "monitoring_overhead", "aggregation_memory", "he_cost", "poisoning", "dp_utility", "fednova_heterogeneous", "heart_selection",
               "heart_standardisation", "heart_accuracy", "imaging_selection", "imaging_segmentation", "fednova_imaging")
 for name in BENCHMARKS:
     print(f"== {name}", flush=True)

@@ -250,18 +250,21 @@ def test_dp_job_charges_every_site_and_a_site_out_of_budget_refuses(poc_consorti
     from consortium.privacy.accounting import noise_multiplier_for
     from consortium.privacy.ledger import PrivacyLedger, Release
 
-    # hungary's earlier jobs have spent 23.5 of its 24 (the site policy's budget)
+    # hungary's earlier jobs have spent 23.99 of its 24 (the site policy's budget): this job's first
+    # release (σ for ε 8 over 30 rounds) would take it over (RDP composition: by about 0.1)
     ledger_file = Path(poc_consortium.kits) / "hungary" / "privacy" / "ledger.json"
     ledger = PrivacyLedger(ledger_file, 24.0, 1e-3)
-    sigma = noise_multiplier_for(23.5, 1e-3, 1.0, 30)
+    sigma = noise_multiplier_for(23.99, 1e-3, 1.0, 30)
     ledger.charge("an-earlier-job", Release("gaussian_update", sigma, 0.5, 1.0, 30, rounds=30))
     before = ledger.read()
+    assert 23.9 < before["epsilon_total"] <= 24.0
 
     folder = submit_and_follow(poc_consortium, job_with_rounds("heart_fedavg_dp_update", tmp_path, 3),
                                tmp_path / "results", echo=lambda _: None)
 
     results = load_results(folder)
-    assert all("PRIVACY_REFUSED" in r["hungary"] and "site budget" in r["hungary"] for r in results.rounds["rejected"])
+    reasons = [r["hungary"] for r in results.rounds["rejected"]]
+    assert all("site budget" in r for r in reasons), reasons
     assert all(c == sorted(SITES - {"hungary"}) for c in results.rounds["contributors"])
     eps = results.rounds["epsilon"].iloc[-1]
     assert set(eps) == SITES - {"hungary"} and all(0 < e <= 8.0 for e in eps.values())

@@ -198,3 +198,17 @@ def test_a_non_dxo_result_with_data_is_refused(fl_ctx):
     s = Shareable()
     s["rows"] = [[1, 2, 3]]
     assert site_filter().process(s, fl_ctx).get_return_code() == PRIVACY_REFUSED
+
+
+def test_a_second_dp_filter_passes_the_first_ones_refusal_on_with_its_reason(fl_ctx):
+    """A job asking for the 'dp' scope runs the site's filter, then its own: the site's refusal
+    reason must reach the server, not only the return code."""
+    refusal = make_reply(PRIVACY_REFUSED)
+    refusal.set_header(REFUSAL_HEADER, "site budget: this release would bring the site's ε to 24.1 > 24.0")
+    refusal["leaked"] = [1.0]  # nothing but the code and the reason goes on
+
+    out = site_filter().process(refusal, fl_ctx)
+
+    assert out.get_return_code() == PRIVACY_REFUSED
+    assert out.get_header(REFUSAL_HEADER).startswith("site budget")
+    assert "leaked" not in out

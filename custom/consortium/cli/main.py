@@ -10,6 +10,9 @@
     consortium models list|best|rollback    a job's model versions (registry), start a job from one
     consortium resume JOB_ID                continue a POC job whose server died, from its last version
     consortium poc kill|restart SITE        crash one site (or the server) on purpose, start it again
+    consortium poc up --monitoring          also Prometheus, scraping the jobs' round metrics
+    consortium freeze|thaw JOB_ID           stop / resume sending new global models of a running job
+    consortium quarantine JOB_ID SITE       refuse a site's results from the job's next round on
 """
 
 from __future__ import annotations
@@ -51,6 +54,10 @@ def parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--port", type=int, default=None, help="server port (default: project.yml's fed_learn_port)")
     _add_profiles(p)
+    p.add_argument("--monitoring", action="store_true",
+                   help="also start Prometheus (Debian's `prometheus`; `make monitoring` installs it) with the consortium's rules")
+    p.add_argument("--metrics-port", type=int, default=None, help="the jobs' metrics exporter port to scrape (default: 9464)")
+    p.add_argument("--prometheus-port", type=int, default=None, help="Prometheus' port on 127.0.0.1 (default: 9090)")
     for name, text in (("status", "is the POC running, which sites are connected"), ("down", "stop every POC process")):
         _add_common(poc.add_parser(name, help=text))
     for name, text in (("kill", "kill one site (or 'server') with all its processes, as a crash would"),
@@ -71,6 +78,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--submit", action="store_true", help="submit it to the running POC and follow it")
     _add_common(p)
     p.add_argument("--results", type=Path, default=Path("results"), help="where results are downloaded (default: %(default)s)")
+
+    for name, text in (("freeze", "stop sending new global models of a running POC job (sites keep the last one)"),
+                       ("thaw", "resume a frozen job's rounds"),
+                       ("quarantine", "refuse a site's results in a running POC job from its next round on")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("job_id", help="the running job's id")
+        if name == "quarantine":
+            p.add_argument("site", help="a site name of project.yml")
+        p.add_argument("--reason", default="", help="why (written to the audit trail and the round record)")
+        _add_common(p)
 
     p = sub.add_parser("resume", help="continue a POC job whose server died, from its last saved version")
     p.add_argument("job_id", help="the job's id (its run folder is kept in the server's workspace)")
@@ -263,7 +280,8 @@ def run(args) -> int:
 
     if args.command == "poc":
         if args.action == "up":
-            poc.up(Project.load(args.project), args.workspace, port=args.port, profiles=args.profiles)
+            poc.up(Project.load(args.project), args.workspace, port=args.port, profiles=args.profiles,
+                   monitoring=args.monitoring, metrics_port=args.metrics_port, prometheus_port=args.prometheus_port)
         elif args.action == "status":
             print(json.dumps(poc.status(args.workspace), indent=2))
         elif args.action == "kill":
@@ -274,6 +292,11 @@ def run(args) -> int:
             poc.down(args.workspace)
     elif args.command == "models":
         return models_command(args)
+    elif args.command in ("freeze", "thaw", "quarantine"):
+        from consortium.cli.incident import request
+        from consortium.incident_control import Action
+
+        request(_running_state(args.workspace), args.job_id, Action(args.command), getattr(args, "site", None), args.reason)
     elif args.command == "resume":
         report(resume(args.workspace, args.job_id, args.results, timeout=args.timeout), None)
     elif args.command == "validate":

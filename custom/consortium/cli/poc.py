@@ -4,6 +4,9 @@ site as their own processes on loopback, stop them all again by PID.
 State lives in ``<workspace>/consortium-poc.json`` (PIDs with their start times, so a recycled
 PID is never signalled). A running consortium is never silently reused by ``up`` and a stale one
 (state file, processes gone) is explained and cleaned.
+
+With ``monitoring`` (``consortium poc up --monitoring``) Debian's Prometheus is started too
+(:mod:`consortium.cli.monitoring`), scraping the jobs' metrics exporter; ``down`` stops it by PID.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import psutil
@@ -74,11 +78,21 @@ def _start(site_dir: Path, module: str, config: str, settings: list[str]) -> tup
 
 
 def up(project: Project, workspace: Path, port: int | None = None, echo=print,
-       profiles: Path | None = DEFAULT_PROFILES, keep_downloads: Path = DOWNLOADS_KEPT) -> PocState:
+       profiles: Path | None = DEFAULT_PROFILES, keep_downloads: Path = DOWNLOADS_KEPT, monitoring: bool = False,
+       metrics_port: int | None = None, prometheus_port: int | None = None) -> PocState:
     """Provision a fresh POC into ``workspace``, generate each site's imaging data from its scanner
     profile (``profiles``, skipped when None or absent), and start the server and all sites.
     What the admin console downloaded into the previous POC's kits is moved to ``keep_downloads``
-    first."""
+    first. With ``monitoring``, Prometheus on 127.0.0.1:``prometheus_port`` scrapes the jobs'
+    exporter on ``metrics_port`` (checked before anything starts)."""
+    if monitoring:
+        from consortium.cli.monitoring import DEFAULT_EXPORTER_PORT, DEFAULT_PROMETHEUS_PORT, prometheus_binary
+
+        prometheus_binary()  # installed? (else the error says how)
+        metrics_port = metrics_port or DEFAULT_EXPORTER_PORT
+        prometheus_port = prometheus_port or DEFAULT_PROMETHEUS_PORT
+        if not port_free(prometheus_port):
+            raise PocError(f"port {prometheus_port} is in use; choose another with `--prometheus-port N`")
     workspace = workspace.resolve()
     state_path = workspace / STATE_FILE
     old = PocState.load(state_path)
@@ -92,6 +106,7 @@ def up(project: Project, workspace: Path, port: int | None = None, echo=print,
             raise PocError(f"a POC is already running from {workspace} (pids {[p.pid for p in alive]}); "
                            "use it, or stop it first with `consortium poc down`")
         echo(f"stale POC state in {workspace} (its processes are gone); preparing a fresh consortium")
+        _stop_monitoring(old, echo)
     if port is not None:
         project = project.with_port(port)
     if not port_free(project.port):
@@ -114,11 +129,25 @@ def up(project: Project, workspace: Path, port: int | None = None, echo=print,
         for client in project.clients:
             _launch(state, client, project)
         wait_ready(state, echo=echo)
+        if monitoring:
+            _start_monitoring(state, metrics_port, prometheus_port, echo)
     except BaseException:
         echo("start-up failed; stopping what was started")
         stop_processes(state)
         raise
     return state
+
+
+def _start_monitoring(state: PocState, metrics_port: int, prometheus_port: int, echo=print) -> None:
+    from consortium.cli.monitoring import DASHBOARD, start_prometheus
+
+    targets = [f"127.0.0.1:{metrics_port}"]
+    folder = Path(state.workspace) / "prometheus"
+    entry = start_prometheus(folder, targets, prometheus_port)
+    state.monitoring = {"prometheus": asdict(entry), "port": prometheus_port, "targets": targets, "folder": str(folder)}
+    state.save(Path(state.workspace) / STATE_FILE)
+    echo(f"Prometheus on http://127.0.0.1:{prometheus_port} (pid {entry.pid}) scrapes {targets}; "
+         f"Grafana dashboard: {DASHBOARD}")
 
 
 def _launch(state: PocState, site: str, project: Project) -> tuple[subprocess.Popen, Path]:
@@ -266,6 +295,9 @@ def status(workspace: Path) -> dict:
               "port": state.port, "processes": {p.site: p.pid for p in alive},
               "missing": [p.site for p in stopped],
               "stopped": [f"site {p.site} stopped (process {p.pid} is no longer running)" for p in stopped]}
+    if state.monitoring:
+        result["prometheus"] = {"url": f"http://127.0.0.1:{state.monitoring['port']}",
+                                "running": alive(state.prometheus()) is not None, "scrapes": state.monitoring["targets"]}
     if any(p.site not in state.clients for p in stopped):
         result["admin"] = "the server is not running"
         return result
@@ -288,6 +320,7 @@ def down(workspace: Path, echo=print) -> None:
     if state is None:
         echo(f"no POC state in {workspace}; nothing to stop")
         return
+    _stop_monitoring(state, echo)
     tree = process_tree(state.procs, state.kits)
     if tree:
         try:
@@ -306,3 +339,12 @@ def down(workspace: Path, echo=print) -> None:
             raise PocError(f"processes {survivors} of the POC in {workspace} did not stop; state kept in {state_path}")
         echo(f"stopped {len(tree)} processes ({sorted(p.pid for p in tree)})")
     state_path.unlink()
+
+
+def _stop_monitoring(state: PocState, echo=print) -> None:
+    if state.prometheus() is None:
+        return
+    from consortium.cli.monitoring import stop_prometheus
+
+    if stop_prometheus(state.prometheus()):
+        echo(f"stopped Prometheus (pid {state.prometheus().pid})")

@@ -35,6 +35,7 @@ class PocState:
     admin: str
     clients: list[str]
     procs: list[Proc]
+    monitoring: dict | None = None  # `up --monitoring`: {"prometheus": Proc fields, "port", "targets", "folder"}
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -56,6 +57,10 @@ class PocState:
 
     def server_dir(self) -> Path:
         return Path(self.kits) / "server"
+
+    def prometheus(self) -> Proc | None:
+        """The POC's Prometheus process, when ``up --monitoring`` started one."""
+        return Proc(**self.monitoring["prometheus"]) if self.monitoring else None
 
 
 def alive(p: Proc) -> psutil.Process | None:
@@ -111,7 +116,10 @@ def terminate(procs: list[psutil.Process], grace: float) -> None:
 
 
 def stop_processes(state: PocState, grace: float = 20.0) -> list[int]:
-    """Stop every process of the POC (and its job processes) by PID: SIGTERM, then SIGKILL."""
+    """Stop every process of the POC (and its job processes, and its Prometheus) by PID: SIGTERM, then SIGKILL."""
     tree = process_tree(state.procs, state.kits or None)
+    prometheus = alive(state.prometheus()) if state.prometheus() is not None else None
+    if prometheus is not None:
+        tree.append(prometheus)
     terminate(tree, grace)
     return [p.pid for p in tree]

@@ -85,8 +85,11 @@ class GaussianUpdatePrivacy(Filter):
     # -- the filter ------------------------------------------------------------------------------
     def process(self, shareable: Shareable, fl_ctx: FLContext) -> Shareable:
         rc = shareable.get_return_code(ReturnCode.OK)
-        if rc != ReturnCode.OK:
-            return make_reply(rc)  # a failure carries no data out
+        if rc != ReturnCode.OK:  # a failure carries no data out, but keeps a refusal's reason (site filter first)
+            reply = make_reply(rc)
+            if shareable.get_header(REFUSAL_HEADER):
+                reply.set_header(REFUSAL_HEADER, shareable.get_header(REFUSAL_HEADER))
+            return reply
         try:
             dxo = from_shareable(shareable)
         except Exception:

@@ -8,19 +8,28 @@ with reasons, incomplete reports, loss, pooled score) is logged and announced wi
 :data:`ROUND_RECORD_EVENT` (the dict in the FLContext property :data:`ROUND_RECORD_PROP`); writing
 it anywhere is a listener's job (:class:`consortium.flare.progress_writer.RoundProgressWriter`),
 so an I/O error there cannot fail a round.
+
+Besides the :class:`RoundSummary`, the record dict carries what only the FLARE side knows: the
+round's start (``started_at``, set by the workflow when it broadcasts), each site's response time
+(``site_seconds``), its reported training loss (``site_train_loss``), its update's array bytes
+(``site_update_bytes``), the sites an admin quarantined (``quarantined``; their results are refused
+with the reason) and the incident controls applied before the round (``incidents``); see
+:class:`RoundControls` and :mod:`consortium.flare.incident`.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from nvflare.apis.dxo import DXO, DataKind
 from nvflare.apis.event_type import EventType
 from nvflare.apis.fl_constant import FLContextKey, ReturnCode
 from nvflare.apis.fl_context import FLContext
 from nvflare.apis.shareable import Shareable
+from nvflare.apis.utils.fl_context_utils import add_job_audit_event
 from nvflare.app_common.abstract.aggregator import Aggregator
 from nvflare.app_common.abstract.model import ModelLearnableKey
 from nvflare.app_common.app_constant import AppConstants
@@ -46,6 +55,24 @@ class QuorumShortfall:
 
     answered: frozenset[str]
     reason: str
+
+
+@dataclass(frozen=True)
+class RoundControls:
+    """What the workflow tells the aggregator when it broadcasts a round: when it started, which
+    sites an admin quarantined (site -> the quarantine's line), and the incident controls applied
+    since the last round (their lines, for the round record)."""
+
+    started_at: float | None = None
+    quarantined: Mapping[str, str] = field(default_factory=dict)
+    incidents: tuple[str, ...] = ()
+
+
+def update_bytes(update) -> int | None:
+    """Array bytes of a plaintext update (None for another payload, e.g. ciphertexts)."""
+    if isinstance(update, Mapping) and update and all(hasattr(v, "nbytes") for v in update.values()):
+        return int(sum(v.nbytes for v in update.values()))
+    return None
 
 
 @dataclass(frozen=True)
@@ -105,6 +132,9 @@ class RoundAggregator(Aggregator):
                                        krum_f, sites, alert_threshold, exclude_alerted)
         self.round = self.config.build()
         self._round_number: int | None = None
+        self.controls = RoundControls()
+        self._site_seconds: dict[str, float] = {}
+        self._site_bytes: dict[str, int] = {}
         if (resume_from is None) != (resume_sha256 is None):
             raise ValueError(f"aggregator: resume_from ({resume_from!r}) and resume_sha256 ({resume_sha256!r}) go together")
         self.resume_from, self.resume_sha256 = resume_from, resume_sha256
@@ -145,6 +175,7 @@ class RoundAggregator(Aggregator):
             model = fl_ctx.get_prop(AppConstants.GLOBAL_MODEL)
             self.round.start(number or 0, model.get(ModelLearnableKey.WEIGHTS) if model is not None else None)
             self._round_number = number
+            self._site_seconds, self._site_bytes = {}, {}
         return self.round
 
     def quorum_shortfall(self, fl_ctx: FLContext) -> QuorumShortfall | None:
@@ -161,14 +192,31 @@ class RoundAggregator(Aggregator):
         """A result FLARE turned away before ``accept`` (an error reply, a site's privacy refusal):
         named in the round record with the site's reason when it gave one."""
         reason = shareable.get_header(REFUSAL_HEADER) or "no reason given"
-        self.log_warning(fl_ctx, f"rejected: {self._current(fl_ctx).reject(site, f'{site} returned {return_code}: {reason}')}")
+        self._arrived(site)
+        self._rejected(fl_ctx, self._current(fl_ctx).reject(site, f"{site} returned {return_code}: {reason}"))
+
+    def _rejected(self, fl_ctx: FLContext, reason: str) -> None:
+        """A rejection goes to the log, FLARE's job audit trail and (via the round) the round record."""
+        self.log_error(fl_ctx, f"rejected: {reason}")
+        add_job_audit_event(fl_ctx, msg=f"consortium rejected round {self.round.round_number}: {reason}")
+
+    def _arrived(self, site: str) -> None:
+        if self.controls.started_at is not None:
+            self._site_seconds.setdefault(site, time.time() - self.controls.started_at)
+
+    def set_round_controls(self, controls: RoundControls) -> None:
+        """Called by the workflow before it broadcasts a round."""
+        self.controls = controls
 
     def accept(self, shareable: Shareable, fl_ctx: FLContext) -> bool:
         rnd = self._current(fl_ctx)
         site = site_of(shareable)
+        self._arrived(site)
+        if site in self.controls.quarantined:
+            self._rejected(fl_ctx, rnd.reject(site, f"{site} quarantined ({self.controls.quarantined[site]}); result refused"))
+            return False
         if shareable.get_return_code(ReturnCode.OK) != ReturnCode.OK:
-            reason = rnd.reject(site, f"{site} returned {shareable.get_return_code()}")
-            self.log_warning(fl_ctx, f"rejected: {reason}")
+            self._rejected(fl_ctx, rnd.reject(site, f"{site} returned {shareable.get_return_code()}"))
             return False
         contributed = shareable.get_cookie(AppConstants.CONTRIBUTION_ROUND)
         if contributed is not None and rnd.round_number is not None and contributed != rnd.round_number:
@@ -177,12 +225,15 @@ class RoundAggregator(Aggregator):
         try:
             received = self.read(shareable, fl_ctx)
         except ValueError as e:
-            self.log_error(fl_ctx, f"rejected: {rnd.reject(site, str(e))}")
+            self._rejected(fl_ctx, rnd.reject(site, str(e)))
             return False
         reason = rnd.offer(received.site, received.update, received.result)
         if reason is not None:
-            self.log_error(fl_ctx, f"rejected: {reason}")
+            self._rejected(fl_ctx, reason)
             return False
+        size = update_bytes(received.update)
+        if size is not None:
+            self._site_bytes[site] = size
         return True
 
     def aggregate(self, fl_ctx: FLContext) -> Shareable:
@@ -193,9 +244,20 @@ class RoundAggregator(Aggregator):
         self.log_info(fl_ctx, record.line())
         for site, why in record.alerts.items():
             self.log_warning(fl_ctx, f"ALERT round {record.round}: {site}: {why}")
-        fl_ctx.set_prop(ROUND_RECORD_PROP, record.to_dict(), private=True, sticky=False)
+            add_job_audit_event(fl_ctx, msg=f"consortium ALERT round {record.round}: {site}: {why}")
+        fl_ctx.set_prop(ROUND_RECORD_PROP, self.record_dict(record, rnd), private=True, sticky=False)
         self.fire_event(ROUND_RECORD_EVENT, fl_ctx)
         return self.publish(update, accepted, record.round, fl_ctx)
+
+    def record_dict(self, record, rnd: RoundAggregation) -> dict:
+        """The round record as announced: the summary and what the FLARE side knows of the round."""
+        c = self.controls
+        self.controls = RoundControls(quarantined=c.quarantined)  # incidents are told once
+        combined = dict(zip(record.contributors, rnd.last_accepted, strict=True))  # both sorted by site
+        return {**record.to_dict(), "started_at": c.started_at, "site_seconds": dict(sorted(self._site_seconds.items())),
+                "site_train_loss": {s: r.train_loss for s, r in combined.items() if r.train_loss is not None},
+                "site_update_bytes": {s: b for s, b in sorted(self._site_bytes.items()) if s in combined},
+                "quarantined": dict(c.quarantined), "incidents": list(c.incidents)}
 
     def read(self, shareable: Shareable, fl_ctx: FLContext) -> ReceivedResult:
         """A site's result as the round takes it (ValueError naming what is wrong)."""

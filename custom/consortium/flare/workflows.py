@@ -14,6 +14,10 @@ last global model stays the job's model, the reason is written to ``training_sta
 the run folder and the log, and the remaining workflows (cross-site evaluation) run as planned.
 Nothing raises; the job ends COMPLETED with the status file saying it stopped early. The job JSON
 still reads "scatter-gather".
+
+Incident controls (:mod:`consortium.flare.incident`): before each round's broadcast the workflow
+reads the admin's controls, waits while the job is frozen (no new global model leaves the server),
+and tells the aggregator the round's start time, the quarantined sites and the controls applied.
 """
 
 from __future__ import annotations
@@ -25,10 +29,13 @@ import time
 from nvflare.apis.controller_spec import Task
 from nvflare.apis.fl_constant import ReturnCode
 from nvflare.apis.fl_context import FLContext
+from nvflare.apis.utils.fl_context_utils import add_job_audit_event
 from nvflare.app_common.app_constant import AppConstants
 from nvflare.app_common.workflows.cross_site_model_eval import CrossSiteModelEval as _CrossSiteModelEval
 from nvflare.app_common.workflows.scatter_and_gather import ScatterAndGather as _ScatterAndGather
 
+from consortium.flare.incident import IncidentGate
+from consortium.flare.round_aggregator import RoundControls
 from consortium.flare_files import TRAINING_STATUS_FILE
 
 
@@ -56,6 +63,7 @@ class ScatterAndGather(HonourTaskCheckPeriod, _ScatterAndGather):
                              "straggler limit), else a retry sent to a dead site waits for ever")
         self.max_round_retries = max_round_retries
         self.stopped_reason: str | None = None
+        self.incidents = IncidentGate(self)
 
     def _accept_train_result(self, client_name: str, result, fl_ctx, is_unknown_task: bool = False) -> bool:
         rc = result.get_return_code()
@@ -66,6 +74,13 @@ class ScatterAndGather(HonourTaskCheckPeriod, _ScatterAndGather):
 
     def broadcast_and_wait(self, task: Task, fl_ctx: FLContext, targets=None, min_responses: int = 1,
                            wait_time_after_min_received: int = 0, abort_signal=None):
+        if task.name == self.train_task_name:
+            state = self.incidents.hold_while_frozen(fl_ctx, abort_signal)
+            if abort_signal is not None and abort_signal.triggered:
+                return
+            if hasattr(self.aggregator, "set_round_controls"):
+                self.aggregator.set_round_controls(RoundControls(time.time(), dict(state.quarantined),
+                                                                 tuple(self.incidents.take_applied())))
         super().broadcast_and_wait(task, fl_ctx, targets, min_responses, wait_time_after_min_received, abort_signal)
         if task.name != self.train_task_name or not hasattr(self.aggregator, "quorum_shortfall"):
             return
@@ -91,6 +106,7 @@ class ScatterAndGather(HonourTaskCheckPeriod, _ScatterAndGather):
     def _stop_training(self, reason: str, fl_ctx: FLContext) -> None:
         self.stopped_reason = reason
         self.log_error(fl_ctx, f"QUORUM NOT REACHED: {reason}")
+        add_job_audit_event(fl_ctx, msg=f"consortium training stopped: {reason}")
         if self.persistor is not None and self._global_weights is not None:
             self.persistor.save(self._global_weights, fl_ctx)  # the model cross-site evaluation locates
         write_training_status(fl_ctx, {"status": "stopped", "round": self._current_round, "reason": reason,

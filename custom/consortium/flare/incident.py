@@ -1,0 +1,70 @@
+"""The server side of an admin's incident controls (:mod:`consortium.incident_control`), used by
+:class:`consortium.flare.workflows.ScatterAndGather` between rounds.
+
+:class:`IncidentGate` reads the job's control file, writes every event it has not seen yet to
+FLARE's job audit trail (``audit.log`` in the run folder) and the log, announces the state with
+:data:`INCIDENT_EVENT` (the dict ``{"frozen", "quarantined"}`` in :data:`INCIDENT_PROP`; the metrics
+exporter listens), and holds the round loop while the job is frozen. A damaged control file is an
+error in the log and changes nothing (the last good state stays in force).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from nvflare.apis.fl_context import FLContext
+from nvflare.apis.utils.fl_context_utils import add_job_audit_event
+
+from consortium.incident_control import CONTROL_FILE, IncidentEvent, IncidentState, read_events, state_of
+
+INCIDENT_EVENT = "consortium.incident"
+INCIDENT_PROP = "consortium.incident"
+POLL_S = 0.5
+
+
+class IncidentGate:
+    def __init__(self, component) -> None:
+        self.component = component  # the workflow: its log and fire_event
+        self.seen = 0
+        self.state = IncidentState(False, {})
+        self.applied: list[str] = []  # event lines taken into effect since the last round record
+
+    def _path(self, fl_ctx: FLContext) -> str:
+        return os.path.join(fl_ctx.get_engine().get_workspace().get_run_dir(fl_ctx.get_job_id()), CONTROL_FILE)
+
+    def poll(self, fl_ctx: FLContext) -> IncidentState:
+        try:
+            events = read_events(self._path(fl_ctx))
+        except (OSError, ValueError) as e:
+            self.component.log_error(fl_ctx, f"incident controls not applied: {e}")
+            return self.state
+        if len(events) > self.seen:
+            self._apply(events[self.seen:], fl_ctx, round_number=getattr(self.component, "_current_round", None))
+            self.seen = len(events)
+            self.state = state_of(events)
+            fl_ctx.set_prop(INCIDENT_PROP, {"frozen": self.state.frozen, "quarantined": dict(self.state.quarantined)},
+                            private=True, sticky=False)
+            self.component.fire_event(INCIDENT_EVENT, fl_ctx)
+        return self.state
+
+    def _apply(self, new: list[IncidentEvent], fl_ctx: FLContext, round_number) -> None:
+        for event in new:
+            line = f"{event.line()} (before round {round_number})"
+            self.applied.append(line)
+            self.component.log_warning(fl_ctx, f"INCIDENT: {line}")
+            add_job_audit_event(fl_ctx, msg=f"consortium incident: {line}")
+
+    def hold_while_frozen(self, fl_ctx: FLContext, abort_signal) -> IncidentState:
+        """Return when the job is not frozen (at once when it never was) or is aborted."""
+        state = self.poll(fl_ctx)
+        if state.frozen:
+            self.component.log_warning(fl_ctx, "FROZEN: no new global model is sent until `consortium thaw`")
+        while state.frozen and not (abort_signal is not None and abort_signal.triggered):
+            time.sleep(POLL_S)
+            state = self.poll(fl_ctx)
+        return state
+
+    def take_applied(self) -> list[str]:
+        applied, self.applied = self.applied, []
+        return applied
