@@ -246,7 +246,7 @@ def test_too_few_good_results_stop_training_cleanly_with_the_reason(poc_consorti
     assert versions == ["v0", "v1", "v2"]
 
 
-def test_dp_job_charges_every_site_and_a_site_out_of_budget_refuses(poc_consortium, tmp_path):
+def test_dp_jobs_charge_every_site_and_a_site_out_of_budget_refuses(poc_consortium, tmp_path):
     from consortium.privacy.accounting import noise_multiplier_for
     from consortium.privacy.ledger import PrivacyLedger, Release
 
@@ -271,6 +271,14 @@ def test_dp_job_charges_every_site_and_a_site_out_of_budget_refuses(poc_consorti
     assert ledger.read()["jobs"] == before["jobs"]  # the refused releases were never made
     text = write_report(results).read_text()
     assert "ε spent in this job" in text and "rejected hungary" in text and "site budget" in text
+
+    # the DP-SGD job: its declared release is charged by the same site filter, and refused the same way
+    folder = submit_and_follow(poc_consortium, job_with_rounds("heart_fedprox_dp", tmp_path, 2), tmp_path / "results_sgd",
+                               echo=lambda _: None)
+    results = load_results(folder)
+    assert all("site budget" in r["hungary"] for r in results.rounds["rejected"])
+    assert set(results.rounds["epsilon"].iloc[-1]) == SITES - {"hungary"}
+    assert ledger.read()["jobs"] == before["jobs"]
 
 
 # Keep these last, in this order: they kill a site, then the server, of the shared consortium.

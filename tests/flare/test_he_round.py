@@ -19,6 +19,7 @@ from consortium.cli.main import simulator_he_keys
 from consortium.flare import he_site
 from consortium.flare.he_server import EncryptedRoundAggregator, EncryptedRoundShareableGenerator
 from consortium.flare.he_site import CLIENT_CONTEXT, HE_KEYS_ENV, SERVER_CONTEXT, HEDecryptTaskData, HEEncryptResult, load_context
+from consortium.flare.round_aggregator import ROUND_RECORD_PROP
 from consortium.protocol import SiteResult
 
 INITIAL = {"w": np.array([[0.5, -0.5, 0.0]], dtype=np.float32), "b": np.zeros(1, dtype=np.float32)}
@@ -85,6 +86,8 @@ def test_one_encrypted_fednova_round_gives_the_plaintext_update_at_every_site(ke
         assert agg.accept(r, server), s
         assert "w" not in str(from_shareable(r).data.keys())  # only ciphertexts and their envelope travel
     learnable = EncryptedRoundShareableGenerator().shareable_to_learnable(agg.aggregate(server), server)
+    sizes = server.get_prop(ROUND_RECORD_PROP)["site_update_bytes"]  # telemetry: the ciphertext bytes received
+    assert set(sizes) == {"a", "b"} and all(n > 100_000 for n in sizes.values())  # CKKS, not 4 float32 values
 
     for site in ups:  # each site decrypts the sum and applies it to its copy of the initial model
         task = EncryptedRoundShareableGenerator().learnable_to_shareable(learnable, server)  # each site gets its copy

@@ -131,3 +131,15 @@ def test_a_stuck_running_record_is_marked_aborted_and_a_finished_one_left_alone(
     assert storage.get_meta("job-2")["status"] == "FINISHED:COMPLETED"
     with pytest.raises(RegistryError, match="no job record job-3"):
         clear_stuck_record(tmp_path / "jobs-storage", "job-3", "server died")
+
+
+def test_the_rollback_incident_command_writes_the_job(tmp_path, registry):
+    from consortium.cli.main import main
+
+    run = _run_folder(tmp_path, registry)
+    assert main(["rollback", str(run), "2", "--rounds", "3", "--out", str(tmp_path / "rolled")]) == 0
+    server = json.loads((tmp_path / "rolled" / "app" / "config" / "config_fed_server.json").read_text())
+    sag = next(w for w in server["workflows"] if w["id"] == "scatter_and_gather")["args"]
+    assert (sag["start_round"], sag["num_rounds"]) == (2, 3)
+    assert main(["rollback", str(run), "9", "--out", str(tmp_path / "nope")]) == 2  # no such version: an error, no job
+    assert not (tmp_path / "nope").exists()

@@ -8,6 +8,7 @@
     consortium provision                    production startup kits from provisioning/project.yml
     consortium demo                         all of it: up, submit, report, down
     consortium models list|best|rollback    a job's model versions (registry), start a job from one
+    consortium rollback RUN VERSION         the same as `models rollback` (the incident command)
     consortium resume JOB_ID                continue a POC job whose server died, from its last version
     consortium poc kill|restart SITE        crash one site (or the server) on purpose, start it again
     consortium poc up --monitoring          also Prometheus, scraping the jobs' round metrics
@@ -70,14 +71,15 @@ def parser() -> argparse.ArgumentParser:
     for name, text in (("list", "every version: pooled score, round, contributors, SHA-256"),
                        ("best", "the version with the best pooled score")):
         models.add_parser(name, help=text).add_argument("run", type=Path, help="a downloaded job result or run folder")
-    p = models.add_parser("rollback", help="a new job that starts from VERSION (submitted with --submit)")
-    p.add_argument("run", type=Path, help="a downloaded job result or run folder")
-    p.add_argument("version", type=int)
-    p.add_argument("--out", type=Path, default=None, help="folder for the new job (default: jobs-rollback/<name>_v<VERSION>)")
-    p.add_argument("--rounds", type=int, default=None, help="rounds to run (default: the rest of the original plan)")
-    p.add_argument("--submit", action="store_true", help="submit it to the running POC and follow it")
-    _add_common(p)
-    p.add_argument("--results", type=Path, default=Path("results"), help="where results are downloaded (default: %(default)s)")
+    for p in (models.add_parser("rollback", help="a new job that starts from VERSION (submitted with --submit)"),
+              sub.add_parser("rollback", help="the incident command: `models rollback` (a new job from a registry version)")):
+        p.add_argument("run", type=Path, help="a downloaded job result or run folder")
+        p.add_argument("version", type=int)
+        p.add_argument("--out", type=Path, default=None, help="folder for the new job (default: jobs-rollback/<name>_v<VERSION>)")
+        p.add_argument("--rounds", type=int, default=None, help="rounds to run (default: the rest of the original plan)")
+        p.add_argument("--submit", action="store_true", help="submit it to the running POC and follow it")
+        _add_common(p)
+        p.add_argument("--results", type=Path, default=Path("results"), help="where results are downloaded (default: %(default)s)")
 
     for name, text in (("freeze", "stop sending new global models of a running POC job (sites keep the last one)"),
                        ("thaw", "resume a frozen job's rounds"),
@@ -291,6 +293,9 @@ def run(args) -> int:
         else:
             poc.down(args.workspace)
     elif args.command == "models":
+        return models_command(args)
+    elif args.command == "rollback":
+        args.action = "rollback"
         return models_command(args)
     elif args.command in ("freeze", "thaw", "quarantine"):
         from consortium.cli.incident import request

@@ -93,6 +93,7 @@ class EncryptedRoundAggregator(RoundAggregator):
         try:
             verify_message(msg, key_id(self.context), layout_digest(layout_of(reference)) if reference is not None else None)
             vectors = load_vectors(self.context, msg.ciphertexts)
+            self._site_bytes[site] = sum(len(c) for c in msg.ciphertexts)  # what crossed the wire (telemetry)
             if reference is not None:  # every ciphertext full-size, as many as the layout needs: checked before any is added
                 slots = self.context.data.seal_context().first_context_data().parms().poly_modulus_degree() // 2
                 want = expected_slots(layout_of(reference), slots)
