@@ -3,6 +3,8 @@ size of the model, and nothing of the update's values appears."""
 
 from __future__ import annotations
 
+import threading
+import time
 import urllib.request
 
 import numpy as np
@@ -76,3 +78,46 @@ def test_the_hungary_x50_update_shows_as_its_norm_and_alert():
 def test_the_exporter_serves_on_loopback_only():
     with pytest.raises(ValueError, match="loopback"):
         RoundMetricsExporter("j", host="0.0.0.0")
+
+
+def _round_count(samples: list) -> float:
+    return sum(s.value for s in samples if s.name == "consortium_round_duration_seconds_count")
+
+
+def test_the_end_of_the_job_waits_until_prometheus_has_read_the_last_round():
+    exporter = RoundMetricsExporter("job-1", port=0)
+    exporter.serve()
+    scrape(exporter)  # a Prometheus scrapes this job
+    rng = np.random.default_rng(0)
+    exporter.observe_round(record_from({s: rng.normal(size=14) for s in SITES}, 0), SITES)
+    exporter.observe_round(record_from({s: rng.normal(size=14) for s in SITES}, 1), SITES)  # the last round
+    read: list[float] = []
+
+    def prometheus_later():
+        time.sleep(0.3)
+        for _ in range(2):
+            read.append(_round_count(scrape(exporter)))
+
+    t = threading.Thread(target=prometheus_later)
+    t.start()
+    closed = exporter.close(final_scrape_wait=20)
+    closing_saw = list(read)
+    t.join(10)
+
+    assert closed is True and closing_saw == [2, 2]  # both scrapes answered before the server stopped
+    with pytest.raises(OSError):
+        scrape(exporter)
+
+
+def test_an_exporter_nobody_scrapes_closes_at_once_and_one_whose_prometheus_stopped_gives_up():
+    quiet = RoundMetricsExporter("job-1", port=0)
+    quiet.serve()
+    quiet.observe_round(record_from({s: np.ones(14) for s in SITES}, 0), SITES)
+    started = time.monotonic()
+    assert quiet.close(final_scrape_wait=60) is True and time.monotonic() - started < 30
+
+    abandoned = RoundMetricsExporter("job-2", port=0)
+    abandoned.serve()
+    scrape(abandoned)
+    abandoned.observe_round(record_from({s: np.ones(14) for s in SITES}, 0), SITES)
+    assert abandoned.close(final_scrape_wait=0.5) is False  # the caller logs that the last round is missing

@@ -137,7 +137,7 @@ def test_the_gate_holds_while_frozen_and_tells_each_control_once(engine, fl_ctx,
 
 
 def test_the_listener_serves_the_round_record_and_stops_at_the_end_of_the_run(engine, fl_ctx):
-    listener = RoundMetricsListener(port=0)
+    listener = RoundMetricsListener(port=0, final_scrape_wait=0)
     listener.handle_event(EventType.START_RUN, fl_ctx)
     port = listener.exporter.port
     fl_ctx.set_prop(ROUND_RECORD_PROP, {"round": 0, "contributors": ["a", "b"], "rejected": {}, "mean_train_loss": 0.5,
@@ -153,3 +153,9 @@ def test_the_listener_serves_the_round_record_and_stops_at_the_end_of_the_run(en
     assert 'consortium_site_update_norm{fl_job="job1",site="b"} 2.0' in text
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
+
+
+@pytest.mark.parametrize("wait", [-1, 301, "10", True])
+def test_the_listener_refuses_a_bad_final_scrape_wait(wait):
+    with pytest.raises(ValueError, match="final_scrape_wait"):
+        RoundMetricsListener(port=0, final_scrape_wait=wait)

@@ -1,12 +1,13 @@
 """Server listener that exports each round's metrics to Prometheus (:mod:`consortium.telemetry`).
 
     {"id": "metrics_exporter", "path": "consortium.flare.metrics_exporter.RoundMetricsListener",
-     "args": {"port": 9464}}
+     "args": {"port": 9464, "final_scrape_wait": 10}}
 
 At the job's start it serves ``http://127.0.0.1:<port>/metrics`` from the job's server process; on
 each :data:`~consortium.flare.round_aggregator.ROUND_RECORD_EVENT` it exports the record the
 aggregator made (nothing is recomputed); on :data:`~consortium.flare.incident.INCIDENT_EVENT` the
-admin's freeze / quarantine state; at the job's end it stops serving. Metadata only: counts,
+admin's freeze / quarantine state; at the job's end it stops serving, once Prometheus (if it has
+been scraping the job) has read the last round, waiting ``final_scrape_wait`` seconds at most. Metadata only: counts,
 seconds, bytes, losses, scores, norms, cosines, ε and flags, labelled by job and site. A port in
 use (another job still running) or an export error is logged and the job goes on without metrics.
 """
@@ -22,12 +23,15 @@ from consortium.flare.round_aggregator import ROUND_RECORD_EVENT, ROUND_RECORD_P
 
 
 class RoundMetricsListener(FLComponent):
-    def __init__(self, port: int = 9464, host: str = "127.0.0.1") -> None:
+    def __init__(self, port: int = 9464, host: str = "127.0.0.1", final_scrape_wait: float = 10.0) -> None:
         super().__init__()
         from consortium.telemetry.exporter import RoundMetricsExporter
 
         RoundMetricsExporter("check", host, port)  # arguments checked when the job is built
-        self.port, self.host = port, host
+        if isinstance(final_scrape_wait, bool) or not isinstance(final_scrape_wait, (int, float)) \
+                or not 0 <= final_scrape_wait <= 300:
+            raise ValueError(f"metrics exporter: final_scrape_wait must be seconds in 0..300, got {final_scrape_wait!r}")
+        self.port, self.host, self.final_scrape_wait = port, host, float(final_scrape_wait)
         self.exporter = None
 
     def _sites(self, fl_ctx: FLContext) -> list[str]:
@@ -60,5 +64,7 @@ class RoundMetricsListener(FLComponent):
             except (KeyError, TypeError, ValueError) as e:
                 self.log_error(fl_ctx, f"metrics exporter: {event_type} not exported ({e}); the round goes on")
         elif event_type == EventType.END_RUN:
-            self.exporter.close()
+            if not self.exporter.close(self.final_scrape_wait):
+                self.log_warning(fl_ctx, f"metrics exporter: Prometheus did not read the last round within "
+                                         f"{self.final_scrape_wait:g} s; its last samples are missing there")
             self.exporter = None

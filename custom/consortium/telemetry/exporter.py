@@ -5,12 +5,20 @@ it owns a private registry with the series of :mod:`consortium.telemetry.series`
 round record's samples (set a gauge, increase a counter, observe the latency histogram) and serves
 them at ``http://127.0.0.1:<port>/metrics``. A port that cannot be bound raises ``OSError``: the
 caller decides whether the job goes on without metrics.
+
+A job ends with its last round: without care its exporter would stop before Prometheus scraped that
+round (seen in the POC on a loaded machine: the last two of five rounds missing). :meth:`close`
+therefore waits, when Prometheus has been scraping this job, until two more scrapes have read the
+last update (the second begins only after the first was answered), or ``final_scrape_wait``
+seconds at most; an exporter nobody scrapes closes at once.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
 
 from prometheus_client import (
     CollectorRegistry,
@@ -45,6 +53,24 @@ def _metric(spec, registry):
     return Histogram(spec.name, spec.help, spec.labels, buckets=LATENCY_BUCKETS, registry=registry)
 
 
+class _CountedScrapes:
+    """What the HTTP server reads: the job's registry, counting each scrape it answers."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.answered = 0
+        self.changed = threading.Condition()
+
+    def collect(self) -> Iterator:
+        yield from self.registry.collect()
+        with self.changed:
+            self.answered += 1
+            self.changed.notify_all()
+
+    def restricted_registry(self, names):  # ``/metrics?name[]=...``: a partial read, not counted
+        return self.registry.restricted_registry(names)
+
+
 class RoundMetricsExporter:
     def __init__(self, job: str, host: str = "127.0.0.1", port: int = 9464) -> None:
         if not ipaddress.ip_address(host).is_loopback:
@@ -57,18 +83,32 @@ class RoundMetricsExporter:
         self.plateau = PlateauTracker()
         self._previous_end: float | None = None
         self._server = None
+        self.scrapes = _CountedScrapes(self.registry)
+        self._scrapes_at_update = 0
 
     def serve(self) -> int:
         """Start serving; returns the bound port (useful with port 0)."""
-        self._server, _ = start_http_server(self.port, addr=self.host, registry=self.registry)
+        self._server, _ = start_http_server(self.port, addr=self.host, registry=self.scrapes)
         self.port = self._server.server_address[1]
         return self.port
 
-    def close(self) -> None:
+    def close(self, final_scrape_wait: float = 0.0) -> bool:
+        """Stop serving. With ``final_scrape_wait`` > 0 and a Prometheus that has scraped this job,
+        first wait (at most that many seconds) until two scrapes have read the last update.
+        Returns whether the last update was read (True when there was nothing to wait for)."""
+        read = True
+        if self._server is not None and final_scrape_wait > 0:
+            deadline = time.monotonic() + final_scrape_wait
+            with self.scrapes.changed:
+                if self.scrapes.answered > 0:
+                    read = self.scrapes.changed.wait_for(
+                        lambda: self.scrapes.answered >= self._scrapes_at_update + 2,
+                        timeout=max(0.0, deadline - time.monotonic()))
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        return read
 
     def apply(self, samples: Sequence[Sample]) -> None:
         check_metadata(samples)
@@ -81,6 +121,8 @@ class RoundMetricsExporter:
                 metric.inc(s.value)
             else:
                 metric.observe(s.value)
+        with self.scrapes.changed:
+            self._scrapes_at_update = self.scrapes.answered
 
     def observe_round(self, record: Mapping, sites: Sequence[str]) -> list[Sample]:
         """Export one round record; returns the samples applied."""
