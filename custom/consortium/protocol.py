@@ -73,6 +73,9 @@ FIELDS: dict[str, FieldSpec] = {
         FieldSpec("val_loss", float, Use.REPORT, Release.DROP, "the received model's mean loss on them"),
         FieldSpec("dp_epsilon", float, Use.OPTIONAL, Release.EXACT,
                   "the site's privacy loss epsilon for this job so far (written by its DP filter)"),
+        FieldSpec("he_seconds", float, Use.OPTIONAL, Release.DROP,
+                  "CKKS wall time at the site this round: decrypting the round sum it received and "
+                  "encrypting its update (written by its HE filters)"),
     )
 }
 
@@ -106,6 +109,7 @@ class SiteResult:
     val_score_sum: float | None = None
     val_loss: float | None = None
     dp_epsilon: float | None = None
+    he_seconds: float | None = None
     missing: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:

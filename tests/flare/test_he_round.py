@@ -86,8 +86,11 @@ def test_one_encrypted_fednova_round_gives_the_plaintext_update_at_every_site(ke
         assert agg.accept(r, server), s
         assert "w" not in str(from_shareable(r).data.keys())  # only ciphertexts and their envelope travel
     learnable = EncryptedRoundShareableGenerator().shareable_to_learnable(agg.aggregate(server), server)
-    sizes = server.get_prop(ROUND_RECORD_PROP)["site_update_bytes"]  # telemetry: the ciphertext bytes received
+    record = server.get_prop(ROUND_RECORD_PROP)
+    sizes = record["site_update_bytes"]  # telemetry: the ciphertext bytes received
     assert set(sizes) == {"a", "b"} and all(n > 100_000 for n in sizes.values())  # CKKS, not 4 float32 values
+    assert set(record["site_he_seconds"]) == {"a", "b"} and all(t > 0 for t in record["site_he_seconds"].values())
+    assert record["load_seconds"] > 0 and record["combine_seconds"] > 0  # HE's cost at the sites and the server
 
     for site in ups:  # each site decrypts the sum and applies it to its copy of the initial model
         task = EncryptedRoundShareableGenerator().learnable_to_shareable(learnable, server)  # each site gets its copy

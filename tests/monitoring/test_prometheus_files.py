@@ -65,7 +65,7 @@ def dashboard_queries() -> list[tuple[str, str]]:
 
 def test_every_dashboard_query_names_only_declared_series_and_every_category_has_panels():
     rows = [p["title"] for p in json.loads(Path(DASHBOARD).read_text())["panels"] if p["type"] == "row"]
-    assert rows == ["Convergence", "Participation", "Security", "System health", "Privacy"]
+    assert rows == ["Convergence", "Participation", "Security", "System health", "Privacy and encryption"]
     known = set(SERIES) | {n.removesuffix("_total") + "_total" for n in SERIES} | {
         f"{n}_{s}" for n in SERIES for s in ("bucket", "sum", "count")}
     for title, expr in dashboard_queries():

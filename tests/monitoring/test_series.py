@@ -56,6 +56,19 @@ def test_epsilon_is_exported_per_site_when_dp_is_on():
     assert got[("consortium_dp_enabled", (("fl_job", "j"),))] == 1
 
 
+def test_he_time_is_exported_per_site_and_at_the_server_when_he_is_on():
+    plain = by_key(round_samples({**RECORD, "combine_seconds": 0.01, "load_seconds": 0.0}, "j", ["a", "b"]))
+    he = by_key(round_samples({**RECORD, "site_he_seconds": {"a": 0.8, "b": 1.1}, "combine_seconds": 0.2,
+                               "load_seconds": 0.3}, "j", ["a", "b"]))
+
+    assert plain[("consortium_he_enabled", (("fl_job", "j"),))] == 0
+    assert not any(k[0] == "consortium_site_he_seconds" for k in plain)
+    assert plain[("consortium_round_server_seconds", (("fl_job", "j"),))] == 0.01
+    assert he[("consortium_he_enabled", (("fl_job", "j"),))] == 1
+    assert he[("consortium_site_he_seconds", (("fl_job", "j"), ("site", "b")))] == 1.1
+    assert he[("consortium_round_server_seconds", (("fl_job", "j"),))] == 0.5
+
+
 def test_a_missing_loss_exports_no_loss_sample():
     names = {s.name for s in round_samples({**RECORD, "mean_train_loss": math.nan}, "j", ["a"])}
     assert "consortium_train_loss" not in names

@@ -19,7 +19,8 @@ check; in the simulator, ``$CONSORTIUM_HE_KEYS/client_context.tenseal``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,7 @@ class _SiteModel:
     context: ts.Context
     weights: dict[str, np.ndarray] | None = None
     applied_round: int = -1  # the last round whose sum is in ``weights``
+    decrypt_seconds: float = 0.0  # the last round sum's decryption, reported with the next update
     received: dict = field(default_factory=dict)
 
 
@@ -113,12 +115,14 @@ class HEDecryptTaskData(Filter):
         if state.weights is None:
             raise ValueError("HE job: an encrypted round sum arrived before the initial model")
         if rnd == state.applied_round + 1:
+            started = time.perf_counter()
             msg = message_from_dict("the server", dxo.data)
             verify_message(msg, key_id(state.context))
             update = decrypt_sum(state.context, msg.ciphertexts, layout_of(state.weights),
                                  float(dxo.get_meta_prop("scale")), float(dxo.get_meta_prop("canary")))
             state.weights = {k: (state.weights[k] + update[k]).astype(state.weights[k].dtype) for k in state.weights}
             state.applied_round = rnd
+            state.decrypt_seconds = time.perf_counter() - started
         elif rnd != state.applied_round:
             raise ValueError(f"HE job: this site holds the model after round {state.applied_round} and received the sum "
                              f"of round {rnd}: a missed round cannot be replayed; rejoin in a new job")
@@ -151,6 +155,10 @@ class HEEncryptResult(Filter):
         result = read_result(site, dxo.meta)
         run_checks(site, dxo.data, state.weights, self.checks)
         self.weighting.check(result)
+        started = time.perf_counter()
         msg = encrypt_update(state.context, dxo.data, self.weighting.coefficient(result))
+        he_seconds = state.decrypt_seconds + time.perf_counter() - started  # telemetry: HE's cost at this site
+        state.decrypt_seconds = 0.0
+        result = replace(result, he_seconds=he_seconds)
         out = DXO(data_kind=DataKind.APP_DEFINED, data=message_to_dict(msg), meta=result.to_meta() | {HE_META: "site_update"})
         return out.update_shareable(shareable)

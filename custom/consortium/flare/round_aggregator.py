@@ -12,7 +12,9 @@ so an I/O error there cannot fail a round.
 Besides the :class:`RoundSummary`, the record dict carries what only the FLARE side knows: the
 round's start (``started_at``, set by the workflow when it broadcasts), each site's response time
 (``site_seconds``), its reported training loss (``site_train_loss``), its update's array bytes
-(``site_update_bytes``), the sites an admin quarantined (``quarantined``; their results are refused
+(``site_update_bytes``), the server's time to read the combined results (``load_seconds``) and to
+check and combine them (``combine_seconds``; under HE: deserialising and adding ciphertexts), the
+sites' own HE time (``site_he_seconds``), the sites an admin quarantined (``quarantined``; their results are refused
 with the reason) and the incident controls applied before the round (``incidents``); see
 :class:`RoundControls` and :mod:`consortium.flare.incident`.
 """
@@ -135,6 +137,8 @@ class RoundAggregator(Aggregator):
         self.controls = RoundControls()
         self._site_seconds: dict[str, float] = {}
         self._site_bytes: dict[str, int] = {}
+        self._site_load_seconds: dict[str, float] = {}  # reading a result into the round (ciphertexts: deserialising)
+        self._combine_seconds: float | None = None  # the server's time to check and combine the last round
         if (resume_from is None) != (resume_sha256 is None):
             raise ValueError(f"aggregator: resume_from ({resume_from!r}) and resume_sha256 ({resume_sha256!r}) go together")
         self.resume_from, self.resume_sha256 = resume_from, resume_sha256
@@ -175,7 +179,7 @@ class RoundAggregator(Aggregator):
             model = fl_ctx.get_prop(AppConstants.GLOBAL_MODEL)
             self.round.start(number or 0, model.get(ModelLearnableKey.WEIGHTS) if model is not None else None)
             self._round_number = number
-            self._site_seconds, self._site_bytes = {}, {}
+            self._site_seconds, self._site_bytes, self._site_load_seconds = {}, {}, {}
         return self.round
 
     def quorum_shortfall(self, fl_ctx: FLContext) -> QuorumShortfall | None:
@@ -222,8 +226,10 @@ class RoundAggregator(Aggregator):
         if contributed is not None and rnd.round_number is not None and contributed != rnd.round_number:
             self.log_warning(fl_ctx, f"{site}: late result for round {contributed} (now {rnd.round_number}); discarded")
             return False
+        started = time.perf_counter()
         try:
             received = self.read(shareable, fl_ctx)
+            self._site_load_seconds[site] = time.perf_counter() - started
         except ValueError as e:
             self._rejected(fl_ctx, rnd.reject(site, str(e)))
             return False
@@ -239,7 +245,9 @@ class RoundAggregator(Aggregator):
     def aggregate(self, fl_ctx: FLContext) -> Shareable:
         rnd = self._current(fl_ctx)
         self._round_number = None  # the next accept() starts the next round against the new global model
+        started = time.perf_counter()
         update, record = rnd.close(finished_at=time.time())
+        self._combine_seconds = time.perf_counter() - started
         accepted = rnd.last_accepted
         self.log_info(fl_ctx, record.line())
         for site, why in record.alerts.items():
@@ -257,6 +265,9 @@ class RoundAggregator(Aggregator):
         return {**record.to_dict(), "started_at": c.started_at, "site_seconds": dict(sorted(self._site_seconds.items())),
                 "site_train_loss": {s: r.train_loss for s, r in combined.items() if r.train_loss is not None},
                 "site_update_bytes": {s: b for s, b in sorted(self._site_bytes.items()) if s in combined},
+                "site_he_seconds": {s: r.he_seconds for s, r in combined.items() if r.he_seconds is not None},
+                "combine_seconds": self._combine_seconds,
+                "load_seconds": sum(t for s, t in self._site_load_seconds.items() if s in combined),
                 "quarantined": dict(c.quarantined), "incidents": list(c.incidents)}
 
     def read(self, shareable: Shareable, fl_ctx: FLContext) -> ReceivedResult:

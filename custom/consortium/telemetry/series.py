@@ -64,6 +64,12 @@ SERIES: dict[str, SeriesSpec] = {s.name: s for s in (
     SeriesSpec("consortium_round_train_seconds", Kind.GAUGE, (JOB,), "the slowest site's local training time in the round", 0, 1e6),
     SeriesSpec("consortium_site_update_bytes", Kind.GAUGE, (JOB, SITE), "bytes of the site's update payload (array bytes)", 0, 1e13),
     SeriesSpec("consortium_round_update_bytes", Kind.GAUGE, (JOB,), "bytes of all updates received in the round", 0, 1e14),
+    SeriesSpec("consortium_round_server_seconds", Kind.GAUGE, (JOB,),
+               "the server's time to read, check and combine the round's updates (under HE: deserialising and adding ciphertexts)", 0, 1e6),
+    # encryption (HE jobs)
+    SeriesSpec("consortium_he_enabled", Kind.GAUGE, (JOB,), "1 when the sites report HE time (an encrypted-aggregation job)", 0, 1),
+    SeriesSpec("consortium_site_he_seconds", Kind.GAUGE, (JOB, SITE),
+               "the site's CKKS time in the round: decrypting the round sum and encrypting its update", 0, 1e6),
     # security
     SeriesSpec("consortium_site_update_norm", Kind.GAUGE, (JOB, SITE), "L2 norm of the site's accepted update", 0, 1e12),
     SeriesSpec("consortium_site_update_cosine", Kind.GAUGE, (JOB, SITE), "cosine of the site's update to the last global update", -1, 1),
@@ -143,11 +149,15 @@ def round_samples(record: Mapping, job: str, sites: Sequence[str], previous_fini
             add("consortium_site_alerts_total", 1, site=site)
     for field, name in (("site_train_loss", "consortium_site_train_loss"), ("site_seconds", "consortium_site_response_seconds"),
                         ("site_update_bytes", "consortium_site_update_bytes"), ("site_norms", "consortium_site_update_norm"),
-                        ("site_cosines", "consortium_site_update_cosine"), ("epsilon", "consortium_site_epsilon")):
+                        ("site_cosines", "consortium_site_update_cosine"), ("epsilon", "consortium_site_epsilon"),
+                        ("site_he_seconds", "consortium_site_he_seconds")):
         for site, value in sorted((record.get(field) or {}).items()):
             add(name, value, site=site)
     add("consortium_round_update_bytes", sum(v for v in (record.get("site_update_bytes") or {}).values() if _finite(v)))
     add("consortium_dp_enabled", int(bool(record.get("epsilon"))))
+    add("consortium_he_enabled", int(bool(record.get("site_he_seconds"))))
+    if _finite(record.get("combine_seconds")):
+        add("consortium_round_server_seconds", record["combine_seconds"] + (record.get("load_seconds") or 0.0))
     add("consortium_frozen", int(bool(record.get("frozen"))))
     add("consortium_round_train_seconds", record.get("max_train_seconds"))
     start = record.get("started_at") if _finite(record.get("started_at")) else previous_finished_at
