@@ -26,8 +26,9 @@ def test_other_bad_parameters_are_named(kwargs, name):
         CKKSParameters(**kwargs)
 
 
-def test_public_copy_has_no_secret_key_and_the_same_key_id():
-    ctx = make_context()
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_public_copy_has_no_secret_key_and_the_same_key_id(symmetric):
+    ctx = make_context(CKKSParameters(symmetric=symmetric))
     pub = public_copy(ctx)
 
     assert ctx.is_private() and not pub.is_private()
@@ -43,3 +44,20 @@ def test_a_server_context_with_a_secret_key_is_refused():
         check_context(public_copy(ctx), want_secret=True)
     check_context(ctx, want_secret=True)
     check_context(public_copy(ctx), want_secret=False)
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_the_server_adds_what_a_site_encrypted_and_can_neither_decrypt_nor_under_symmetric_keys_encrypt(symmetric):
+    import tenseal as ts
+
+    ctx = make_context(CKKSParameters(symmetric=symmetric))
+    server = public_copy(ctx)
+    a = ts.ckks_vector_from(server, ts.ckks_vector(ctx, [1.0, 2.0]).serialize())
+    a += ts.ckks_vector_from(server, ts.ckks_vector(ctx, [0.5, -1.0]).serialize())
+
+    assert ts.ckks_vector_from(ctx, a.serialize()).decrypt() == pytest.approx([1.5, 1.0], abs=1e-6)
+    with pytest.raises(ValueError, match="secret_key"):
+        a.decrypt()
+    if symmetric:  # the server cannot make a ciphertext: it cannot forge a site's contribution
+        with pytest.raises(ValueError, match="doesn't support encryption"):
+            ts.ckks_vector(server, [1.0])

@@ -2,10 +2,11 @@
 
 Unlike FLARE's ``HEBuilder`` (a fresh context on every provisioning run), the secret context is
 stored in ``<workspace>/<project>/state/he_context.tenseal`` beside FLARE's ``cert.json`` and
-reused, so adding a site later does not re-key the consortium. Every site's kit gets
-``startup/client_context.tenseal`` (secret key), the server's ``startup/server_context.tenseal``
-(public only). Listed before FLARE's ``SignatureBuilder`` in project.yml, so both are signed and
-FLARE's ``load_tenseal_context_from_workspace`` refuses an unsigned or altered one in secure mode.
+reused, so adding a site later does not re-key the consortium; so is the public context made from
+it (``he_server_context.tenseal``), whose bytes name the key (:func:`consortium.crypto.ckks.key_id_of`).
+Every site's kit gets ``startup/client_context.tenseal`` (secret key) and a copy of the public
+``startup/server_context.tenseal`` (to name the key), the server's kit the public one only. Listed before FLARE's
+``SignatureBuilder`` in project.yml, so all are signed and FLARE's ``load_tenseal_context_from_workspace`` refuses an unsigned or altered one in secure mode.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from nvflare.lighter.spec import Builder
 from consortium.crypto.ckks import CKKSParameters, check_context, make_context, public_copy
 
 STATE_FILE = "he_context.tenseal"
+PUBLIC_STATE_FILE = "he_server_context.tenseal"
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -32,8 +34,8 @@ def _write_private(path: Path, data: bytes) -> None:
 
 class HEKeysBuilder(Builder):
     def __init__(self, poly_modulus_degree: int = 8192, coeff_mod_bit_sizes: list[int] | None = None,
-                 scale_bits: int = 40) -> None:
-        self.params = CKKSParameters(poly_modulus_degree, tuple(coeff_mod_bit_sizes or (60, 40)), scale_bits)
+                 scale_bits: int = 40, symmetric: bool = True) -> None:
+        self.params = CKKSParameters(poly_modulus_degree, tuple(coeff_mod_bit_sizes or (60, 40)), scale_bits, symmetric)
 
     def _secret_context(self, state_dir: Path) -> ts.Context:
         path = state_dir / STATE_FILE
@@ -47,10 +49,17 @@ class HEKeysBuilder(Builder):
         return ctx
 
     def build(self, project, ctx) -> None:
-        secret = self._secret_context(Path(ctx.get_state_dir()))
-        client_bytes = secret.serialize(save_secret_key=True)
-        server_bytes = public_copy(secret).serialize()
+        state_dir = Path(ctx.get_state_dir())
+        secret = self._secret_context(state_dir)
+        client_bytes = (state_dir / STATE_FILE).read_bytes()  # as stored: every kit, every run, the same bytes
+        public = state_dir / PUBLIC_STATE_FILE
+        if not public.is_file():
+            public.write_bytes(public_copy(secret).serialize())
+        server_bytes = public.read_bytes()
+        check_context(ts.context_from(server_bytes), want_secret=False)
         server = project.get_server()
         (Path(ctx.get_kit_dir(server)) / ProvFileName.SERVER_CONTEXT_TENSEAL).write_bytes(server_bytes)
         for client in project.get_clients():
-            _write_private(Path(ctx.get_kit_dir(client)) / ProvFileName.CLIENT_CONTEXT_TENSEAL, client_bytes)
+            kit = Path(ctx.get_kit_dir(client))
+            _write_private(kit / ProvFileName.CLIENT_CONTEXT_TENSEAL, client_bytes)
+            (kit / ProvFileName.SERVER_CONTEXT_TENSEAL).write_bytes(server_bytes)

@@ -5,6 +5,13 @@ server adds ciphertexts and never multiplies, and the sites apply the plaintext 
 decrypt. One data level suffices, so the default modulus chain is ``[60, 40]`` (N = 8192, scale
 2^40): ~8x the fp32 bytes per value, against ~14x for FLARE's ``[60, 40, 40]``.
 
+Encryption is symmetric (under the secret key) by default: the sites hold the secret key anyway,
+a symmetric CKKS encryption costs a third of a public-key one at N = 8192 (no multiplication by the
+public key, one error sample instead of three; ``benchmarks/he_cost.py``), is as secure
+(IND-CPA under RLWE), adds in the same way, and the server's context then cannot encrypt at all:
+it can neither read nor forge a site's contribution. ``symmetric=False`` gives TenSEAL's public-key
+encryption, which a context provisioned before this default keeps.
+
 Security: the total coefficient-modulus bits must not exceed the 128-bit-classical bound of the
 Homomorphic Encryption Standard (Albrecht et al. 2018, table 1, ternary secrets) for the ring
 degree N; an insecure choice is an error naming the bound.
@@ -17,6 +24,7 @@ decrypt; a site colluding with the server can.
 from __future__ import annotations
 
 import hashlib
+import weakref
 from dataclasses import dataclass
 
 import tenseal as ts
@@ -31,11 +39,13 @@ class CKKSParameters:
     poly_modulus_degree: ring degree N (slots per ciphertext = N / 2).
     coeff_mod_bit_sizes: the modulus chain; add-only aggregation needs two primes.
     scale_bits: log2 of the encoding scale (precision ~ 2^-scale_bits relative).
+    symmetric: sites encrypt under the secret key (default) rather than the public key.
     """
 
     poly_modulus_degree: int = 8192
     coeff_mod_bit_sizes: tuple[int, ...] = (60, 40)
     scale_bits: int = 40
+    symmetric: bool = True
 
     def __post_init__(self) -> None:
         bound = MAX_COEFF_BITS_128.get(self.poly_modulus_degree)
@@ -57,24 +67,48 @@ class CKKSParameters:
 
 def make_context(params: CKKSParameters = CKKSParameters()) -> ts.Context:
     """A fresh secret context (keep it at the sites only)."""
+    kind = ts.ENCRYPTION_TYPE.SYMMETRIC if params.symmetric else ts.ENCRYPTION_TYPE.ASYMMETRIC
     ctx = ts.context(ts.SCHEME_TYPE.CKKS, poly_modulus_degree=params.poly_modulus_degree,
-                     coeff_mod_bit_sizes=list(params.coeff_mod_bit_sizes))
+                     coeff_mod_bit_sizes=list(params.coeff_mod_bit_sizes), encryption_type=kind)
     ctx.global_scale = 2.0**params.scale_bits
     return ctx
 
 
+def key_id_of(public_context: bytes) -> str:
+    """The consortium's key id: a short fingerprint of the server's (public) context as provisioned.
+    Every participant computes it from those same bytes (sites get a copy in their kit): a context
+    loaded with its secret key regenerates its relinearisation keys, and a symmetric one has no
+    public key, so no key material of a loaded secret context is stable enough to name the key."""
+    return hashlib.sha256(public_context).hexdigest()[:16]
+
+
+_KEY_IDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def bind_key_id(ctx: ts.Context, public_context: bytes) -> ts.Context:
+    """Name ``ctx``'s key by the provisioned public context ``public_context`` (see :func:`key_id_of`)."""
+    _KEY_IDS[ctx] = key_id_of(public_context)
+    return ctx
+
+
 def public_copy(ctx: ts.Context) -> ts.Context:
-    """The context without its secret key: what the server gets."""
-    pub = ctx.copy()
-    pub.make_context_public()
+    """The context without its secret key (and without Galois keys, which an add-only server never
+    uses): what the server gets. Both carry the same :func:`key_id`."""
+    data = ctx.serialize(save_public_key=True, save_secret_key=False, save_galois_keys=False, save_relin_keys=True)
+    pub = ts.context_from(data)
+    _KEY_IDS[pub] = _KEY_IDS.setdefault(ctx, key_id_of(data))
     return pub
 
 
 def key_id(ctx: ts.Context) -> str:
-    """A short fingerprint of the public key material: equal for a secret context and its public copy."""
-    pub = ctx if not ctx.is_private() else public_copy(ctx)
-    return hashlib.sha256(pub.serialize(save_public_key=True, save_secret_key=False, save_galois_keys=False,
-                                        save_relin_keys=False)).hexdigest()[:16]
+    """The key id bound to ``ctx`` (by :func:`bind_key_id` when it was loaded, or by
+    :func:`public_copy`); an unbound public context is named by its own bytes."""
+    if ctx not in _KEY_IDS:
+        if ctx.is_private():
+            public_copy(ctx)
+        else:
+            bind_key_id(ctx, ctx.serialize())
+    return _KEY_IDS[ctx]
 
 
 def check_context(ctx: ts.Context, want_secret: bool) -> None:

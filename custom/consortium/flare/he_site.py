@@ -33,7 +33,7 @@ from nvflare.apis.shareable import Shareable, make_reply
 
 from consortium.aggregation.checks import DEFAULT_CHECKS, NormBound, run_checks
 from consortium.aggregation.weighting import make_weighting
-from consortium.crypto.ckks import check_context, key_id
+from consortium.crypto.ckks import bind_key_id, check_context, key_id
 from consortium.crypto.packed import EncryptedMessage, Envelope, decrypt_sum, encrypt_update, layout_of, verify_message
 from consortium.protocol import read_result
 
@@ -43,22 +43,38 @@ SERVER_CONTEXT = "server_context.tenseal"
 HE_META = "consortium_he"  # meta marker: "site_update" or "round_sum"
 
 
-def load_context(fl_ctx: FLContext, secret: bool) -> ts.Context:
-    """This participant's CKKS context, checked (secret at a site, public at the server)."""
-    name = CLIENT_CONTEXT if secret else SERVER_CONTEXT
+def _load_bytes(name: str, fl_ctx: FLContext) -> bytes:
+    """A context file's bytes: from ``$CONSORTIUM_HE_KEYS`` (simulator) or the startup kit, where a
+    missing, unsigned or altered file is refused in secure mode (the check of FLARE's
+    ``load_tenseal_context_from_workspace``, which returns the context but not its bytes)."""
     keys = os.environ.get(HE_KEYS_ENV)
-    try:
-        if keys:
-            ctx = ts.context_from((Path(keys) / name).read_bytes())
-        else:
-            from nvflare.app_opt.he.homomorphic_encrypt import load_tenseal_context_from_workspace
+    if keys:
+        return (Path(keys) / name).read_bytes()
+    from nvflare.apis.fl_constant import FLContextKey
+    from nvflare.fuel.sec.security_content_service import LoadResult, SecurityContentService
 
-            ctx = load_tenseal_context_from_workspace(name, fl_ctx)
+    data, rc = SecurityContentService.load_content(name)
+    bad = [LoadResult.INVALID_CONTENT, LoadResult.NO_SUCH_CONTENT]
+    if fl_ctx.get_prop(FLContextKey.SECURE_MODE, True):
+        bad += [LoadResult.INVALID_SIGNATURE, LoadResult.NOT_SIGNED]
+    if rc in bad or not data:
+        raise ValueError(f"cannot load {name}: {rc}")
+    return data
+
+
+def load_context(fl_ctx: FLContext, secret: bool) -> ts.Context:
+    """This participant's CKKS context, checked (secret at a site, public at the server), its key
+    named by the provisioned public context (the server's own, a site's copy of it)."""
+    name = CLIENT_CONTEXT if secret else SERVER_CONTEXT
+    try:
+        data = _load_bytes(name, fl_ctx)
+        public = data if not secret else _load_bytes(SERVER_CONTEXT, fl_ctx)
+        ctx = ts.context_from(data)
     except (OSError, ValueError) as e:
         raise ValueError(f"no usable HE context {name!r} ({e}): provision the consortium with the HEKeysBuilder of "
                          "provisioning/project.yml (`consortium poc up` or `consortium provision`)") from None
     check_context(ctx, want_secret=secret)
-    return ctx
+    return bind_key_id(ctx, public)
 
 
 def message_to_dict(msg: EncryptedMessage) -> dict:
