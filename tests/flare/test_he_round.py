@@ -40,6 +40,8 @@ def fresh_sites():
     """Each test is its own job: the sites' model copies start empty."""
     he_site._MODELS.clear()
     yield
+    for state in he_site._MODELS.values():
+        state.close()  # a site's encryption workers end with its job
     he_site._MODELS.clear()
 
 
@@ -65,12 +67,12 @@ def update(seed):
     return {k: (rng.standard_normal(v.shape) * 0.1).astype(np.float32) for k, v in INITIAL.items()}
 
 
-def site_result(site, u, round_number=0, job="job1"):
+def site_result(site, u, round_number=0, job="job1", workers=1):
     """What the site's executor returns, through its HE result filter."""
     c = ctx(site, job)
     HEDecryptTaskData().process(DXO(DataKind.WEIGHTS, INITIAL).to_shareable(), c)  # round 0: the initial model
     s = DXO(DataKind.WEIGHT_DIFF, u, meta=SITES[site].to_meta()).to_shareable()
-    out = HEEncryptResult(algorithm="fednova").process(s, c)
+    out = HEEncryptResult(algorithm="fednova", encrypt_workers=workers).process(s, c)
     out.set_peer_props({ReservedKey.IDENTITY_NAME: site})
     out.add_cookie(AppConstants.CONTRIBUTION_ROUND, round_number)
     return out
@@ -81,7 +83,8 @@ def test_one_encrypted_fednova_round_gives_the_plaintext_update_at_every_site(ke
     agg = EncryptedRoundAggregator(algorithm="fednova")
     server = ctx()
     agg.handle_event(EventType.START_RUN, server)
-    received = {s: site_result(s, u) for s, u in ups.items()}
+    received = {s: site_result(s, u, workers=2 if s == "b" else 1) for s, u in ups.items()}  # b encrypts over 2 processes
+    assert he_site._MODELS[("job1", "b")].pool is not None and he_site._MODELS[("job1", "a")].pool is None
     for s, r in received.items():
         assert agg.accept(r, server), s
         assert "w" not in str(from_shareable(r).data.keys())  # only ciphertexts and their envelope travel

@@ -6,7 +6,8 @@ reused, so adding a site later does not re-key the consortium; so is the public 
 it (``he_server_context.tenseal``), whose bytes name the key (:func:`consortium.crypto.ckks.key_id_of`).
 Every site's kit gets ``startup/client_context.tenseal`` (secret key) and a copy of the public
 ``startup/server_context.tenseal`` (to name the key), the server's kit the public one only. Listed before FLARE's
-``SignatureBuilder`` in project.yml, so all are signed and FLARE's ``load_tenseal_context_from_workspace`` refuses an unsigned or altered one in secure mode.
+``SignatureBuilder`` in project.yml, so all are signed and FLARE's
+``load_tenseal_context_from_workspace`` refuses an unsigned or altered one in secure mode.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ import numpy as np
 import tenseal as ts
 
 from consortium.crypto.ckks import key_id
+from consortium.crypto.pool import EncryptionPool, encrypt_chunks
 
 Layout = tuple[tuple[str, tuple[int, ...], str], ...]
 CANARY_TOLERANCE = 1e-3  # absolute, on sum_k c_k (CKKS error at scale 2^40 is ~1e-7 here)
@@ -91,14 +92,17 @@ class EncryptedMessage:
     envelope: Envelope
 
 
-def encrypt_update(ctx: ts.Context, update: Mapping[str, np.ndarray], coefficient: float) -> EncryptedMessage:
-    """``Enc(c * flat(update) ++ [c])`` in full ciphertexts of N/2 slots."""
+def encrypt_update(ctx: ts.Context, update: Mapping[str, np.ndarray], coefficient: float,
+                   pool: EncryptionPool | None = None) -> EncryptedMessage:
+    """``Enc(c * flat(update) ++ [c])`` in full ciphertexts of N/2 slots, over ``pool``'s worker
+    processes when one is given (it must hold the same context)."""
     if not (np.isfinite(coefficient) and coefficient > 0):
         raise ValueError(f"coefficient must be a positive number, got {coefficient!r}")
     layout = layout_of(update)
     vec = np.append(flatten(update, layout) * float(coefficient), float(coefficient))
     slots = ctx.data.seal_context().first_context_data().parms().poly_modulus_degree() // 2
-    cts = [ts.ckks_vector(ctx, vec[i:i + slots].tolist()).serialize() for i in range(0, len(vec), slots)]
+    chunks = [vec[i:i + slots] for i in range(0, len(vec), slots)]
+    cts = pool.encrypt(chunks) if pool is not None else encrypt_chunks(ctx, chunks)
     return EncryptedMessage(cts, Envelope(key_id(ctx), layout_digest(layout), len(cts), digest(cts)))
 
 

@@ -35,6 +35,7 @@ from consortium.aggregation.checks import DEFAULT_CHECKS, NormBound, run_checks
 from consortium.aggregation.weighting import make_weighting
 from consortium.crypto.ckks import bind_key_id, check_context, key_id
 from consortium.crypto.packed import EncryptedMessage, Envelope, decrypt_sum, encrypt_update, layout_of, verify_message
+from consortium.crypto.pool import EncryptionPool
 from consortium.protocol import read_result
 
 HE_KEYS_ENV = "CONSORTIUM_HE_KEYS"
@@ -98,6 +99,12 @@ class _SiteModel:
     weights: dict[str, np.ndarray] | None = None
     applied_round: int = -1  # the last round whose sum is in ``weights``
     decrypt_seconds: float = 0.0  # the last round sum's decryption, reported with the next update
+    pool: EncryptionPool | None = None  # encryption workers, when the site's filter asks for them
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
     received: dict = field(default_factory=dict)
 
 
@@ -109,7 +116,7 @@ def site_model(fl_ctx: FLContext) -> _SiteModel:
     secret context and the plaintext model do not outlive the job in a long-lived process)."""
     job, site = str(fl_ctx.get_job_id()), fl_ctx.get_identity_name()
     for old in [k for k in _MODELS if k[1] == site and k[0] != job]:
-        del _MODELS[old]
+        _MODELS.pop(old).close()
     if (job, site) not in _MODELS:
         _MODELS[(job, site)] = _SiteModel(load_context(fl_ctx, secret=True))
     return _MODELS[(job, site)]
@@ -146,10 +153,16 @@ class HEDecryptTaskData(Filter):
 
 
 class HEEncryptResult(Filter):
-    def __init__(self, algorithm: str = "fedavg", tau_eff: str = "normalisers", max_update_norm: float | None = None) -> None:
+    def __init__(self, algorithm: str = "fedavg", tau_eff: str = "normalisers", max_update_norm: float | None = None,
+                 encrypt_workers: int = 1) -> None:
         """Args: algorithm / tau_eff: the server aggregator's (the coefficient each site applies);
-        max_update_norm: reject this site's own update above this L2 norm before it is encrypted."""
+        max_update_norm: reject this site's own update above this L2 norm before it is encrypted;
+        encrypt_workers: processes that encrypt a large update (1: in the job's process; a site
+        machine with several cores sets its core count, see :mod:`consortium.crypto.pool`)."""
         super().__init__()
+        if isinstance(encrypt_workers, bool) or not isinstance(encrypt_workers, int) or not 1 <= encrypt_workers <= 256:
+            raise ValueError(f"HEEncryptResult: encrypt_workers must be an integer in 1..256, got {encrypt_workers!r}")
+        self.encrypt_workers = encrypt_workers
         self.weighting = make_weighting(algorithm, tau_eff)
         self.checks = DEFAULT_CHECKS + ((NormBound(max_update_norm),) if max_update_norm is not None else ())
 
@@ -172,7 +185,9 @@ class HEEncryptResult(Filter):
         run_checks(site, dxo.data, state.weights, self.checks)
         self.weighting.check(result)
         started = time.perf_counter()
-        msg = encrypt_update(state.context, dxo.data, self.weighting.coefficient(result))
+        if self.encrypt_workers > 1 and state.pool is None:
+            state.pool = EncryptionPool(state.context, self.encrypt_workers)  # once per job; its start is HE time too
+        msg = encrypt_update(state.context, dxo.data, self.weighting.coefficient(result), state.pool)
         he_seconds = state.decrypt_seconds + time.perf_counter() - started  # telemetry: HE's cost at this site
         state.decrypt_seconds = 0.0
         result = replace(result, he_seconds=he_seconds)
