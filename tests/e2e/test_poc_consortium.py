@@ -149,6 +149,15 @@ def test_poc_listens_on_loopback_only(poc_consortium):
     assert all(ipaddress.ip_address(a.ip).is_loopback for a in listening), listening
 
 
+def test_the_doctor_passes_every_check_of_a_live_site_and_admin_kit(poc_consortium):
+    from consortium.cli.doctor import diagnose
+
+    for kit in (Path(poc_consortium.kits) / "hungary", poc_consortium.admin_kit):
+        findings = diagnose(kit)
+        assert [f.check for f in findings][-4:] == ["server reachable", "server certificate", "server accepts the kit", "clock"]
+        assert all(f.ok for f in findings), [f.line() for f in findings]
+
+
 def test_he_job_through_admin_api_keeps_only_ciphertexts_at_the_server(poc_consortium, tmp_path):
     job = job_with_rounds("heart_fedprox_he", tmp_path, 5)
 
