@@ -294,6 +294,54 @@ def test_dp_jobs_charge_every_site_and_a_site_out_of_budget_refuses(poc_consorti
     assert ledger.read()["epsilon_total"] <= 24.0  # never over the site's budget
 
 
+def test_a_revoked_site_contributes_nothing_more_and_cannot_rejoin_after_a_restart(poc_consortium, tmp_path):
+    from consortium.cli.revoke import revoke_site
+
+    def quick(config):
+        _component(config, "scatter_and_gather").update(wait_time_after_min_received=1)
+        _component(config, "cross_site_eval").update(submit_model_timeout=5, validation_timeout=5)
+
+    ws = Path(poc_consortium.workspace)
+    revoked: dict[str, int] = {}
+
+    def revoke_after_the_first_round():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            done = [len(p.read_text().splitlines()) for p in poc_consortium.server_dir().glob("*/progress.jsonl")]
+            if any(n >= 1 for n in done):
+                revoke_site(poc_consortium, "hungary", reason="test", echo=lambda _: None)
+                revoked["after"] = max(len(p.read_text().splitlines()) for p in poc_consortium.server_dir().glob("*/progress.jsonl"))
+                return
+            time.sleep(0.1)
+
+    revoker = threading.Thread(target=revoke_after_the_first_round, daemon=True)
+    revoker.start()
+    try:
+        folder = submit_and_follow(poc_consortium, job_variant("heart_fedavg", tmp_path, 12, server=quick),
+                                   tmp_path / "results", timeout=300, echo=lambda _: None)
+        revoker.join(5)
+        rounds = load_results(folder).rounds
+        after = rounds.iloc[revoked["after"] + 1:]  # the round in progress at the revocation may still take it
+        assert len(rounds) == 12 and len(after) >= 3, revoked
+        assert all("hungary" not in c and len(c) == 3 for c in after["contributors"]), (revoked, list(rounds["contributors"]))
+        assert all("revoked" in r["hungary"] for r in after["rejected"] if "hungary" in r)
+
+        poc.kill_site(ws, "hungary", echo=lambda _: None)  # a restart with its old kit: refused by name
+        poc.restart_site(ws, "hungary", echo=lambda _: None, wait=False)
+        sess = poc.admin_session(poc_consortium)
+        try:
+            for _ in range(12):  # a site retries its registration every few seconds
+                assert "hungary" not in poc.connected_clients(sess)
+                time.sleep(0.5)
+        finally:
+            sess.close()
+    finally:
+        revoke_site(poc_consortium, "hungary", undo=True, echo=lambda _: None)  # the next tests need all four
+        poc.kill_site(ws, "hungary", echo=lambda _: None)
+        poc.restart_site(ws, "hungary", echo=lambda _: None)
+    assert poc.status(ws)["state"] == "running"
+
+
 # Keep these last, in this order: they kill a site, then the server, of the shared consortium.
 def test_a_site_that_dies_mid_job_leaves_a_completed_job_within_bounded_time(poc_consortium, tmp_path):
     def quick(config):  # seconds, not the jobs' defaults: the same mechanism, a shorter test

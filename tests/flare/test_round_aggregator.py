@@ -200,3 +200,19 @@ def test_a_result_flare_turned_away_is_named_with_the_sites_reason(engine, fl_ct
     line = records(tmp_path)[-1]
     assert line["rejected"] == {"b": "b returned PRIVACY_REFUSED: epsilon 1.6 would exceed the site budget 1.5"}
     assert line["epsilon"] == {"a": 0.7} and line["incomplete"] == {}
+
+
+def test_a_revoked_site_s_result_is_refused_from_the_moment_the_admin_revokes_it(engine, fl_ctx, tmp_path):
+    from nvflare.apis.event_type import EventType
+
+    engine.handlers.append(RoundProgressWriter())
+    agg = RoundAggregator()
+    agg.handle_event(EventType.START_RUN, fl_ctx)
+    assert agg.accept(result("a", [1.0, 0.0]), fl_ctx)
+    (tmp_path / "disabled_clients.json").write_text(json.dumps({"disabled_clients": ["b"]}))  # FLARE's disable_client
+    assert not agg.accept(result("b", [0.0, 4.0]), fl_ctx)
+    agg.aggregate(fl_ctx)
+    assert "b revoked by the consortium's admin" in records(tmp_path)[-1]["rejected"]["b"]
+
+    (tmp_path / "disabled_clients.json").write_text("{not json")  # a damaged list: nobody's result is taken
+    assert not agg.accept(result("a", [1.0, 0.0], rnd=3), fl_ctx)

@@ -189,9 +189,9 @@ def kill_site(workspace: Path, site: str, echo=print) -> list[int]:
     return pids
 
 
-def restart_site(workspace: Path, site: str, echo=print) -> PocState:
+def restart_site(workspace: Path, site: str, echo=print, wait: bool = True) -> PocState:
     """Start again a POC site (or the server) whose processes are gone, from its kit, with the
-    same settings ``up`` used; waits until the server lists every site again."""
+    same settings ``up`` used; waits (unless ``wait`` is false) until the server lists every site again."""
     state = _state(workspace)
     entry = next((p for p in state.procs if p.site == site), None)
     if entry is None:
@@ -202,7 +202,8 @@ def restart_site(workspace: Path, site: str, echo=print) -> PocState:
     proc, log = _launch(state, site, project)
     if site == project.server["name"]:
         _wait_port(state.port, proc, log, 60)
-    wait_ready(state, echo=echo)
+    if wait:
+        wait_ready(state, echo=echo)
     return state
 
 

@@ -25,6 +25,7 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from nvflare.apis.dxo import DXO, DataKind
 from nvflare.apis.event_type import EventType
@@ -44,6 +45,7 @@ from consortium.aggregation.server_step import make_server_step
 from consortium.aggregation.weighting import make_weighting
 from consortium.flare.result_io import ReceivedResult, read_shareable, site_of
 from consortium.protocol import SiteResult
+from consortium.revocation import DenyList
 
 ROUND_RECORD_EVENT = "consortium.round_record"
 REFUSAL_HEADER = "consortium_privacy_refusal"  # a site's reason for refusing a release (privacy filter)
@@ -139,6 +141,7 @@ class RoundAggregator(Aggregator):
         self._site_bytes: dict[str, int] = {}
         self._site_load_seconds: dict[str, float] = {}  # reading a result into the round (ciphertexts: deserialising)
         self._combine_seconds: float | None = None  # the server's time to check and combine the last round
+        self._deny_list: DenyList | None = None  # FLARE's disabled_clients.json of the server, from the run's start
         if (resume_from is None) != (resume_sha256 is None):
             raise ValueError(f"aggregator: resume_from ({resume_from!r}) and resume_sha256 ({resume_sha256!r}) go together")
         self.resume_from, self.resume_sha256 = resume_from, resume_sha256
@@ -157,6 +160,8 @@ class RoundAggregator(Aggregator):
         self.round.step.velocity = velocity or None
 
     def handle_event(self, event_type: str, fl_ctx: FLContext) -> None:
+        if event_type == EventType.START_RUN:
+            self._deny_list = DenyList(Path(fl_ctx.get_engine().get_workspace().get_root_dir()))
         if event_type == EventType.START_RUN and self.resume_from is not None:
             from consortium.registry.store import RegistryError, load_arrays
 
@@ -216,6 +221,10 @@ class RoundAggregator(Aggregator):
         rnd = self._current(fl_ctx)
         site = site_of(shareable)
         self._arrived(site)
+        revoked = self._deny_list.refusal(site) if self._deny_list is not None else None
+        if revoked is not None:
+            self._rejected(fl_ctx, rnd.reject(site, revoked))
+            return False
         if site in self.controls.quarantined:
             self._rejected(fl_ctx, rnd.reject(site, f"{site} quarantined ({self.controls.quarantined[site]}); result refused"))
             return False
