@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv monitoring demo test test-fast bench lint clean
+.PHONY: venv monitoring demo jobs test test-fast bench lint clean
 
 venv: $(STAMP)
 
@@ -33,6 +33,10 @@ monitoring:
 
 demo: venv
 	$(BIN)/consortium demo
+
+# jobs/ is the export of the recipes in custom/consortium/recipes/ (a test fails when a folder differs)
+jobs: venv
+	$(BIN)/consortium jobs export
 
 test: venv monitoring
 	$(BIN)/python -m pytest
