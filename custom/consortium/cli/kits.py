@@ -183,9 +183,13 @@ def class_allow_list(project: Project) -> tuple[str, list[str]]:
 
 
 def simulator_workspace_policies(project: Project, workspace: Path) -> None:
-    """The allow-list for ``nvflare simulator``: it reads ``WS/local/resources.json``."""
+    """The allow-list and the site audit trail for ``nvflare simulator``: it copies ``WS/local``
+    (``resources.json``, ``privacy.json``) into every simulated site's workspace."""
+    from consortium.cli.site_privacy import POLICY_FILE, simulator_privacy_policy  # it imports this module
+
     mode, allowed = class_allow_list(project)
     local = workspace / "local"
     local.mkdir(parents=True, exist_ok=True)
     resources = {"class_list_enforcement_mode": mode, "class_allow_list": allowed}
     (local / "resources.json").write_text(json.dumps(resources, indent=2) + "\n")
+    (local / POLICY_FILE).write_text(json.dumps(simulator_privacy_policy(), indent=2) + "\n")

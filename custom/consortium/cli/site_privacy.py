@@ -4,6 +4,10 @@ site's ``local/privacy.json``, which FLARE reads when a site starts (``scopes``,
 unknown scope is refused at deployment, and the scope's ``task_result_filters`` run on every task's
 result before the job's own filters.
 
+Every site's policy also declares the site's audit trail (:data:`AUDIT_COMPONENT`,
+:mod:`consortium.flare.site_audit`) among its ``components``: it is added here, not taken from the
+template, so neither a template nor a job can leave it out.
+
 Our template adds two keys, removed at install: ``require_dp`` (sites that must release only under
 DP: they get the DP scope only, as default, so no job can avoid it) and ``site_budgets``
 (``site_epsilon_budget`` per site). The server gets no privacy.json: its results are not site data.
@@ -20,6 +24,8 @@ from consortium.cli.kits import ConfigurationError, Project, read_json
 POLICY_FILE = "privacy.json"
 DP_SCOPE = "dp"
 DP_FILTER = "consortium.flare.privacy_filter.GaussianUpdatePrivacy"
+AUDIT_COMPONENT = {"id": "site_audit", "path": "consortium.flare.site_audit.SiteAuditTrail", "args": {"folder": "audit"}}
+SIMULATOR_SCOPE = "simulator"
 
 
 def site_privacy_policy(template: dict, site: str, source: Path | str = POLICY_FILE) -> dict:
@@ -48,7 +54,29 @@ def site_privacy_policy(template: dict, site: str, source: Path | str = POLICY_F
             for f in scope.get("task_result_filters", []):
                 if f.get("path") == DP_FILTER:
                     f.setdefault("args", {})["site_epsilon_budget"] = budgets[site]
-    return policy
+    return with_site_audit(policy, source)
+
+
+def with_site_audit(policy: dict, source: Path | str = POLICY_FILE) -> dict:
+    """``policy`` with the audit component as its only :data:`AUDIT_COMPONENT`; ConfigurationError
+    for a template that declares another component under its id or a second audit trail."""
+    components = policy.get("components", [])
+    if not isinstance(components, list) or not all(isinstance(c, dict) for c in components):
+        raise ConfigurationError(f"{source}: field 'components' must be a list of components, got {components!r}")
+    for c in components:
+        if (c.get("id") == AUDIT_COMPONENT["id"]) != (c.get("path") == AUDIT_COMPONENT["path"]):
+            raise ConfigurationError(f"{source}: component {c.get('id')!r} ({c.get('path')!r}) clashes with the site "
+                                     f"audit trail, which every site gets as {AUDIT_COMPONENT['id']!r}; remove it")
+    others = [c for c in components if c.get("id") != AUDIT_COMPONENT["id"]]
+    return {**policy, "components": [*others, copy.deepcopy(AUDIT_COMPONENT)]}
+
+
+def simulator_privacy_policy() -> dict:
+    """``local/privacy.json`` for FLARE's simulator: the audit component and one scope without
+    filters (FLARE registers a policy's components only when it defines a scope). The simulator
+    never applies site scope filters, so jobs run there under their own filters as before."""
+    scope = {"name": SIMULATOR_SCOPE, "properties": {"differential_privacy": "the job's own filters (simulator)"}}
+    return with_site_audit({"scopes": [scope], "default_scope": SIMULATOR_SCOPE})
 
 
 def install_site_privacy(project: Project, kits: Path) -> None:
