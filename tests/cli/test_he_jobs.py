@@ -59,3 +59,24 @@ def test_a_site_norm_bound_follows_the_job_into_its_he_variant():
     client = {"executors": [{"tasks": ["train"], "executor": {"args": {}}}]}
     _, _, he_client = he_configs({"name": "x"}, server, client)
     assert he_client["task_result_filters"][0]["filters"][0]["args"]["max_update_norm"] == 3.0
+
+
+def test_an_he_job_s_versions_are_its_ciphertext_files_checked_against_their_sha256(tmp_path):
+    import hashlib
+
+    from consortium.cli.models import list_lines
+
+    folder = tmp_path / "workspace" / "encrypted_rounds"
+    folder.mkdir(parents=True)
+    lines = []
+    for rnd in range(2):
+        data = bytes([rnd]) * 100
+        (folder / f"round_{rnd:04d}.ckks").write_bytes(data)
+        lines.append(json.dumps({"version": rnd + 1, "round": rnd, "file": f"round_{rnd:04d}.ckks",
+                                 "sha256": hashlib.sha256(data).hexdigest(), "contributors": ["a", "b"], "rejected": {}}))
+    (folder / "index.jsonl").write_text("\n".join(lines) + "\n")
+    (folder / "round_0001.ckks").write_bytes(b"\x09" * 100)  # altered after it was recorded
+
+    got = list_lines(tmp_path)
+    assert got[0].startswith("v0001  round 0") and " ok  contributors ['a', 'b']" in got[0]
+    assert "SHA-256 MISMATCH" in got[1]

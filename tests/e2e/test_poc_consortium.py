@@ -81,6 +81,26 @@ def test_fedprox_job_through_admin_api_completes_all_rounds(poc_consortium, tmp_
     assert report.is_file() and (folder / "learning_curve.png").stat().st_size > 0
 
 
+def test_a_recipe_runs_on_the_poc_with_poc_env(poc_consortium, tmp_path):
+    """A job defined in Python (no folder in jobs/) executed with ConsortiumPocEnv on the running
+    consortium: checked, submitted as the project admin, followed round by round and downloaded;
+    the consortium is still running afterwards (the environment never stops what it did not start)."""
+    from consortium.recipes import ConsortiumPocEnv, HeartConfig, HeartRecipe
+
+    lines: list[str] = []
+    recipe = HeartRecipe(HeartConfig(name="heart_fedprox_poc_env", algorithm="fedprox", fedprox_mu=0.5, rounds=3))
+    env = ConsortiumPocEnv(workspace=Path(poc_consortium.workspace), results=tmp_path / "results", echo=lines.append)
+    run = recipe.execute(env)
+    folder = Path(run.get_result())
+
+    assert folder.parent.resolve() == (tmp_path / "results").resolve() and folder.name == run.get_job_id()
+    results = load_results(folder)
+    assert list(results.rounds["round"]) == [0, 1, 2]
+    assert set(results.scores.index) == SITES
+    assert sum(line.startswith("round") for line in lines) == 3
+    assert poc.status(Path(poc_consortium.workspace))["state"] == "running"
+
+
 def test_fednova_job_with_heterogeneous_local_work_completes(poc_consortium, tmp_path):
     folder = submit_and_follow(poc_consortium, JOBS / "heart_fednova", tmp_path / "results", echo=lambda _: None)
     results = load_results(folder)
@@ -141,6 +161,38 @@ def test_admin_console_submits_and_lists_a_job(poc_consortium, tmp_path):
         sess.close()
 
 
+def test_a_member_and_an_org_admin_cannot_submit_and_a_lead_can(poc_consortium, tmp_path):
+    import contextlib
+    import io
+
+    from nvflare.fuel.flare_api.api_spec import AuthorizationError
+    from nvflare.fuel.flare_api.flare_api import new_secure_session
+
+    def session(user):
+        with contextlib.redirect_stdout(io.StringIO()):
+            return new_secure_session(user, str(Path(poc_consortium.kits) / user), timeout=10.0)
+
+    job = shutil.copytree(JOBS / "heart_fedavg", tmp_path / "heart_fedavg")  # the API signs what it submits
+    for user in ("viewer@va-long-beach.org", "it@gokvi.hu"):  # a member views; an org admin operates its site
+        sess = session(user)
+        try:
+            with pytest.raises(AuthorizationError, match="not authorized"):
+                sess.submit_job(str(job))
+            assert sess.list_jobs() is not None  # both may look
+        finally:
+            sess.close()
+    sess = session("scientist@gokvi.hu")  # a lead submits, and manages its own job
+    try:
+        job_id = sess.submit_job(str(job))
+        sess.abort_job(job_id)
+        deadline = time.monotonic() + 60
+        while not sess.get_job_meta(job_id).get("status", "").startswith("FINISHED"):
+            assert time.monotonic() < deadline, sess.get_job_meta(job_id).get("status")
+            time.sleep(0.5)
+    finally:
+        sess.close()
+
+
 def test_poc_listens_on_loopback_only(poc_consortium):
     tree = process_tree(poc_consortium.procs)
     listening = [c.laddr for p in tree for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
@@ -168,6 +220,8 @@ def test_he_job_through_admin_api_keeps_only_ciphertexts_at_the_server(poc_conso
     assert set(results.scores.index) == SITES and results.final_pooled_score >= 0.7
     assert len(list((results.workspace / "encrypted_rounds").glob("round_*.ckks"))) == 5
     assert not list(folder.rglob("*.pt"))  # the server never held a plaintext model
+    versions = models.list_lines(folder)  # the HE job's registry: ciphertext, checked, with who made it
+    assert len(versions) == 5 and all("ciphertext only" in v and " ok  contributors" in v for v in versions)
 
 
 def test_a_failed_job_names_only_log_files_that_exist(poc_consortium, tmp_path):
@@ -292,6 +346,41 @@ def test_dp_jobs_charge_every_site_and_a_site_out_of_budget_refuses(poc_consorti
     assert "site budget" in results.rounds["rejected"].iloc[-1]["hungary"]
     assert set(results.rounds["epsilon"].iloc[-1]) == SITES - {"hungary"}
     assert ledger.read()["epsilon_total"] <= 24.0  # never over the site's budget
+
+
+def _trail_verify(path: Path, capsys) -> tuple[int, str]:
+    from consortium.cli import audit
+
+    rc = audit.main(["verify", str(path)])  # `consortium audit verify SITE_WORKSPACE`
+    out = capsys.readouterr()
+    return rc, out.out + out.err
+
+
+def test_every_site_s_audit_trail_of_the_jobs_so_far_verifies_and_a_tampered_copy_is_named(poc_consortium, tmp_path, capsys):
+    from consortium.audit.chain import TRAIL_FILE
+
+    kits = Path(poc_consortium.kits)
+    for site in sorted(SITES):
+        rc, out = _trail_verify(kits / site, capsys)
+        assert rc == 0, out
+        lines = [json.loads(x)["record"] for x in (kits / site / "audit" / TRAIL_FILE).read_text().splitlines()]
+        sent = [r for r in lines if r["event"] == "result_sent" and r["task"] == "train"]
+        assert len({r["job"] for r in lines if r["event"] == "job_started"}) >= 5 and len(sent) >= 20
+        assert all(len(r["result_sha256"]) == 64 and r["site"] == site for r in sent)
+        assert any(r["he"] for r in sent) and any(r["dp_epsilon"] for r in sent)  # the HE and DP jobs' releases
+    assert not (kits / "server" / "audit").exists()
+
+    n = len((kits / "cleveland" / "audit" / TRAIL_FILE).read_text().splitlines())
+    for kind, edit, line in [("edited", lambda ls: [*ls[:4], ls[4].replace('"time":"2', '"time":"1'), *ls[5:]], 5),
+                             ("deleted", lambda ls: [*ls[:4], *ls[5:]], 5),
+                             ("reordered", lambda ls: [*ls[:4], ls[5], ls[4], *ls[6:]], 5),
+                             ("deleted", lambda ls: ls[:-1], n)]:
+        copy = tmp_path / f"cleveland_{kind}_{line}"
+        shutil.copytree(kits / "cleveland" / "audit", copy / "audit")
+        trail = copy / "audit" / TRAIL_FILE
+        trail.write_text("".join(edit(trail.read_text().splitlines(keepends=True))))
+        rc, out = _trail_verify(copy, capsys)
+        assert rc == 1 and f"line {line}: {kind}" in out, out
 
 
 def test_a_revoked_site_contributes_nothing_more_and_cannot_rejoin_after_a_restart(poc_consortium, tmp_path):

@@ -5,6 +5,7 @@
     consortium submit JOB                   submit through the admin API, follow rounds, download
     consortium report RESULT                per-site table, learning curve, report.md
     consortium simulate JOB                 run a job in FLARE's simulator with the site policies
+    consortium jobs export [--out DIR]      write jobs/ from the recipes (consortium.recipes)
     consortium provision                    production startup kits from provisioning/project.yml
     consortium demo                         all of it: up, submit, report, down
     consortium models list|best|rollback    a job's model versions (registry), start a job from one
@@ -14,6 +15,10 @@
     consortium poc up --monitoring          also Prometheus, scraping the jobs' round metrics
     consortium freeze|thaw JOB_ID           stop / resume sending new global models of a running job
     consortium quarantine JOB_ID SITE       refuse a site's results from the job's next round on
+    consortium revoke-site SITE [--undo]    take a hospital out of the consortium (FLARE's deny list)
+    consortium certs KITS                   every kit's certificate and its expiry
+    consortium doctor KIT                   why a kit cannot connect
+    consortium audit verify SITE_WS         check a site's audit trail; name the first edited, deleted or reordered line
 """
 
 from __future__ import annotations
@@ -21,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -119,6 +123,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-t", "--threads", type=int, default=4, help="simulator threads (default: %(default)s)")
     _add_profiles(p)
 
+    jobs = sub.add_parser("jobs", help="the shipped jobs, defined as recipes").add_subparsers(dest="action", required=True)
+    p = jobs.add_parser("export", help="write every shipped job's folder from its recipe (consortium.recipes.catalogue)")
+    p.add_argument("--out", type=Path, default=default_path("jobs"), help="folder for the job folders (default: %(default)s)")
+    p.add_argument("names", nargs="*", help="only these jobs (default: all)")
+
     p = sub.add_parser("provision", help="production startup kits (TLS certificates, roles, site policies)")
     p.add_argument("--project", type=Path, default=DEFAULT_PROJECT, help="project.yml (default: %(default)s)")
     p.add_argument("--output", type=Path, required=True, help="folder for the kits (a provisioning workspace)")
@@ -130,6 +139,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None, help="server port (default: project.yml's fed_learn_port)")
     p.add_argument("--results", type=Path, default=Path("results"), help="where results are downloaded (default: %(default)s)")
     _add_profiles(p)
+
+    p = sub.add_parser("revoke-site", help="take a hospital out of the running consortium (as the project admin)")
+    p.add_argument("site", help="a site name of project.yml")
+    p.add_argument("--undo", action="store_true", help="admit the site again")
+    p.add_argument("--reason", default="", help="why (printed; FLARE's audit log records the command and the admin)")
+    _add_common(p)
+    p = sub.add_parser("certs", help="list every kit's certificate with its expiry (warns a month ahead)")
+    p.add_argument("kits", type=Path, help="a provisioning's prod_NN folder, or one kit")
+    p = sub.add_parser("doctor", help="name why a startup kit cannot connect")
+    p.add_argument("kit", type=Path, help="a site's or an admin's startup kit folder (or a server's: files and chain only)")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds for each network step (default: %(default)s)")
+    from consortium.cli import audit as audit_cli
+
+    audit_cli.add_parser(sub)
     return ap
 
 
@@ -157,49 +180,31 @@ def _site_roots(state) -> dict[str, Path]:
 
 
 def simulate(job: Path, workspace: Path, project: Project, threads: int, profiles: Path | None = None) -> int:
-    """FLARE's simulator with the site policies; each simulated site gets its imaging data made in
-    its own workspace folder from ``profiles`` first."""
-    from consortium.cli.job_check import AllowList, check_job
-    from consortium.cli.kits import simulator_workspace_policies
-    from consortium.cli.site_data import prepare_imaging
-    from consortium.flare.he_site import HE_KEYS_ENV
-    from consortium.flare.segmentation_executor import SITE_DATA_ROOT_ENV
+    """FLARE's simulator with the site policies (:class:`~consortium.recipes.envs.ConsortiumSimEnv`,
+    the environment a recipe's ``job.py`` runs in): the job folder as it stands, checked as
+    ``validate`` checks it; each simulated site gets its imaging data made from ``profiles`` and an
+    HE job a key pair for the run. Returns the simulator's exit code."""
+    from consortium.recipes.envs import ConsortiumSimEnv
+    from consortium.recipes.job import FolderJob
 
-    check_job(job, sites=project.clients, allowed=AllowList.of_project(project))
-    simulator_workspace_policies(project, workspace)
-    env = dict(os.environ)
-    if profiles is not None and profiles.is_file() and _uses_imaging(job):  # the simulator wipes site workspaces
-        data_root = workspace.resolve().parent / f"{workspace.name}_site_data"
-        prepare_imaging(profiles, {c: data_root / c for c in project.clients})
-        env[SITE_DATA_ROOT_ENV] = str(data_root)
-    if _uses_he(job):  # the simulator has no startup kits: keys for this workspace, plain files
-        env[HE_KEYS_ENV] = str(simulator_he_keys(workspace.resolve().parent / f"{workspace.name}_he_keys"))
-    cmd = [sys.executable, "-m", "nvflare.cli", "simulator", str(job), "-w", str(workspace),
-           "-n", str(len(project.clients)), "-t", str(threads), "-c", ",".join(project.clients)]
-    return subprocess.call(cmd, env=env)
-
-
-def _uses_he(job: Path) -> bool:
-    """Whether a job's sites encrypt their updates (then they need the consortium's CKKS keys)."""
-    return any("consortium.flare.he_site." in p.read_text() for p in job.glob("*/config/config_fed_client.json"))
+    return ConsortiumSimEnv(project=project, workspace=workspace, threads=threads, profiles=profiles).simulate(FolderJob(job))
 
 
 def simulator_he_keys(folder: Path) -> Path:
-    """A CKKS key pair for simulator runs (made once per folder): client and server contexts."""
-    from consortium.crypto.ckks import make_context, public_copy
-    from consortium.flare.he_site import CLIENT_CONTEXT, SERVER_CONTEXT
+    """A CKKS key pair for simulator runs (made once per folder); see :mod:`consortium.recipes.envs`."""
+    from consortium.recipes.envs import simulator_he_keys as keys
 
-    if not (folder / CLIENT_CONTEXT).is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        ctx = make_context()
-        (folder / CLIENT_CONTEXT).write_bytes(ctx.serialize(save_secret_key=True))
-        (folder / SERVER_CONTEXT).write_bytes(public_copy(ctx).serialize())
-    return folder
+    return keys(folder)
 
 
-def _uses_imaging(job: Path) -> bool:
-    """Whether a job's sites run the imaging executor (then they need their imaging data)."""
-    return any("SegmentationExecutor" in p.read_text() for p in job.glob("*/config/config_fed_client.json"))
+def export_jobs(out: Path, names: list[str] | None = None) -> list[Path]:
+    """Every shipped job's folder (or the named ones) written from its recipe into ``out``."""
+    from consortium.recipes.catalogue import export_jobs as export
+
+    folders = export(out, names or None)
+    for folder in folders:
+        print(f"exported {folder}")
+    return folders
 
 
 def demo(args) -> None:
@@ -320,6 +325,8 @@ def run(args) -> int:
         report(args.result, roots)
     elif args.command == "simulate":
         return simulate(args.job, args.sim_workspace, Project.load(args.project), args.threads, args.profiles)
+    elif args.command == "jobs":
+        export_jobs(args.out, args.names)
     elif args.command == "provision":
         from consortium.cli.kits import provision
 
@@ -327,6 +334,26 @@ def run(args) -> int:
         print(f"startup kits: {kits}")
     elif args.command == "demo":
         demo(args)
+    elif args.command == "revoke-site":
+        from consortium.cli.revoke import revoke_site
+
+        revoke_site(_running_state(args.workspace), args.site, undo=args.undo, reason=args.reason)
+    elif args.command == "certs":
+        from consortium.cli.doctor import certificates
+
+        for row in certificates(args.kits):
+            print(row.line())
+    elif args.command == "doctor":
+        from consortium.cli.doctor import diagnose
+
+        findings = diagnose(args.kit, timeout=args.timeout)
+        for f in findings:
+            print(f.line())
+        return 0 if all(f.ok for f in findings) else 1
+    elif args.command == "audit":
+        from consortium.cli import audit as audit_cli
+
+        return audit_cli.run(args)
     return 0
 
 

@@ -16,6 +16,7 @@ the round counter continuing from the version, and FedNova's server-momentum vel
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -115,7 +116,31 @@ def clear_stuck_record(storage_root: Path, job_id: str, reason: str) -> str:
     return status
 
 
+CIPHERTEXT_INDEX = Path("encrypted_rounds") / "index.jsonl"  # an HE job's registry (consortium.flare.he_server)
+
+
+def ciphertext_lines(run_dir: Path) -> list[str]:
+    """An HE job's versions: each round's encrypted sum, its SHA-256 checked against the file, and
+    who made it. The server cannot decrypt them; a site applies them in order to the initial model."""
+    index = run_dir / CIPHERTEXT_INDEX
+    lines = []
+    for n, text in enumerate(index.read_text().splitlines(), 1):
+        try:
+            e = json.loads(text)
+            data = (index.parent / e["file"]).read_bytes()
+        except (json.JSONDecodeError, KeyError, TypeError, OSError) as err:
+            raise RegistryError(f"{index}: line {n}: {err}") from None
+        ok = "ok" if hashlib.sha256(data).hexdigest() == e.get("sha256") else "SHA-256 MISMATCH (altered or damaged)"
+        made = f"  contributors {e['contributors']}" if "contributors" in e else ""
+        rejected = f"  rejected {sorted(e['rejected'])}" if e.get("rejected") else ""
+        lines.append(f"v{e.get('version', e['round'] + 1):04d}  round {e['round']}  {e['file']}  ciphertext only  "
+                     f"sha256 {str(e.get('sha256'))[:12]} {ok}{made}{rejected}")
+    return lines
+
+
 def list_lines(run: Path) -> list[str]:
+    if (_run_dir(run) / CIPHERTEXT_INDEX).is_file():
+        return ciphertext_lines(_run_dir(run))
     registry = ModelRegistry.of_run(_run_dir(run))
     entries = registry.entries()
     if not entries:

@@ -20,6 +20,7 @@ final model is evaluated at the sites (:class:`HEGlobalEvaluation`), not by the 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -56,7 +57,7 @@ from consortium.crypto.packed import (
 )
 from consortium.flare.he_site import HE_META, load_context, message_from_dict
 from consortium.flare.result_io import ReceivedResult, site_of
-from consortium.flare.round_aggregator import RoundAggregator
+from consortium.flare.round_aggregator import ROUND_RECORD_EVENT, ROUND_RECORD_PROP, RoundAggregator
 from consortium.flare.tabular_executor import build_model
 from consortium.flare.workflows import HonourTaskCheckPeriod
 from consortium.learning.loop import get_weights
@@ -142,6 +143,13 @@ class EncryptedRoundPersistor(ModelPersistor):
     def load_model(self, fl_ctx: FLContext) -> ModelLearnable:
         return make_model_learnable(dict(self.initial), {})
 
+    def handle_event(self, event_type: str, fl_ctx: FLContext) -> None:
+        super().handle_event(event_type, fl_ctx)
+        if event_type == ROUND_RECORD_EVENT:  # who made the round's sum, for its registry entry
+            record = fl_ctx.get_prop(ROUND_RECORD_PROP)
+            if isinstance(record, dict):
+                self._record = record
+
     def save_model(self, learnable: ModelLearnable, fl_ctx: FLContext) -> None:
         held = learnable.get(ModelLearnableKey.META, {}).get(HE_META)
         if held is None:
@@ -152,12 +160,15 @@ class EncryptedRoundPersistor(ModelPersistor):
         path = run_dir / f"round_{rnd:04d}.ckks"
         if path.exists():
             return
-        with open(path, "wb") as f:
-            for c in held["data"]["ciphertexts"]:
-                f.write(len(c).to_bytes(8, "big") + c)
-        with open(run_dir / "index.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps({"round": rnd, "file": path.name, "envelope": held["data"]["envelope"],
-                                **{k: held["meta"][k] for k in ("scale", "canary")}}) + "\n")
+        data = b"".join(len(c).to_bytes(8, "big") + c for c in held["data"]["ciphertexts"])
+        path.write_bytes(data)
+        record = getattr(self, "_record", None) or {}
+        made_by = {k: record[k] for k in ("contributors", "rejected", "pooled_score", "metric") if k in record} \
+            if record.get("round") == rnd else {}
+        with open(run_dir / "index.jsonl", "a", encoding="utf-8") as f:  # the registry of an HE job: ciphertext only
+            f.write(json.dumps({"version": rnd + 1, "round": rnd, "file": path.name, "sha256": hashlib.sha256(data).hexdigest(),
+                                "envelope": held["data"]["envelope"], **{k: held["meta"][k] for k in ("scale", "canary")},
+                                **made_by}) + "\n")
 
 
 class HEGlobalEvaluation(HonourTaskCheckPeriod, Controller):
