@@ -17,11 +17,12 @@ add up to:
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
+
+from consortium.fileio import atomic_write
 
 CONTROL_FILE = "incident_control.json"
 
@@ -85,7 +86,5 @@ def append_event(path: Path | str, event: IncidentEvent) -> list[IncidentEvent]:
     """Add ``event`` to the controls in ``path``, atomically; returns every event."""
     path = Path(path)
     events = [*read_events(path), event]
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"events": [asdict(e) for e in events]}, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps({"events": [asdict(e) for e in events]}, indent=1) + "\n")
     return events

@@ -23,8 +23,6 @@ write, fsyncs it, then replaces the head (write, fsync, rename), as the privacy 
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -32,6 +30,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from consortium.fileio import atomic_write, exclusive_lock
 
 TRAIL_FILE = "trail.jsonl"
 HEAD_FILE = "trail.head.json"
@@ -98,15 +98,8 @@ class AuditTrail:
         self.path = self.folder / TRAIL_FILE
         self.head_path = self.folder / HEAD_FILE
 
-    @contextlib.contextmanager
     def _locked(self):
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        return exclusive_lock(self.path)
 
     def _last_line(self) -> str | None:
         """The trail's last line (without its newline), read from the end; None for an empty trail."""
@@ -167,10 +160,5 @@ class AuditTrail:
                 f.flush()
                 os.fsync(f.fileno())
             link = Link(entry["seq"], entry["hash"])
-            tmp = self.head_path.with_name(self.head_path.name + ".tmp")
-            with open(tmp, "w") as f:
-                f.write(canonical_json(link.to_dict()) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.head_path)
+            atomic_write(self.head_path, canonical_json(link.to_dict()) + "\n")
         return link

@@ -20,8 +20,6 @@ are merged (``steps`` and ``rounds`` add up).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import math
 import os
@@ -29,6 +27,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from consortium.fileio import atomic_write, exclusive_lock
 from consortium.privacy.accounting import GaussianSteps, check_accountant, check_delta, epsilon_spent
 
 VERSION = 1
@@ -88,15 +87,8 @@ class PrivacyLedger:
         self.delta = check_delta(delta)
         self.accountant = check_accountant(accountant)
 
-    @contextlib.contextmanager
     def _locked(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        return exclusive_lock(self.path)
 
     def read(self) -> dict:
         """The ledger's content (an empty ledger when the file does not exist yet)."""
@@ -114,12 +106,7 @@ class PrivacyLedger:
         return data
 
     def _write(self, data: dict) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps(data, indent=2))
 
     @staticmethod
     def _releases(data: dict, job: str | None = None) -> list[Release]:

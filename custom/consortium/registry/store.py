@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from consortium.fileio import atomic_write
+
 INDEX = "registry.json"
 FOLDER = "models"
 
@@ -67,17 +69,6 @@ def sha256_of(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_arrays(path: Path, weights: Mapping[str, np.ndarray], state: Mapping[str, np.ndarray] | None = None) -> str:
@@ -139,7 +130,7 @@ class ModelRegistry:
 
     def _write(self, entries: list[RegistryEntry]) -> None:
         entries = sorted(entries, key=lambda e: e.version)
-        _atomic_write(self.index, json.dumps({"versions": [asdict(e) for e in entries]}, indent=1).encode())
+        atomic_write(self.index, json.dumps({"versions": [asdict(e) for e in entries]}, indent=1).encode())
 
     def get(self, version: int) -> RegistryEntry:
         for e in self.entries():
