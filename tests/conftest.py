@@ -38,9 +38,14 @@ def isolated_home(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def project():
+    """project.yml, with FLARE's wait for a dead site's job outcome at 10 s instead of 30 s: the
+    tests that kill or revoke a site wait for it once per job, and the mechanism is the same."""
     from consortium.cli.kits import Project
 
-    return Project.load(PROJECT_FILE)
+    project = Project.load(PROJECT_FILE)
+    settings = next(b for b in project.config["builders"] if b["path"].endswith("ServerSettingsBuilder"))
+    settings["args"]["client_outcome_wait_timeout"] = 10
+    return project
 
 
 @pytest.fixture(scope="session")
