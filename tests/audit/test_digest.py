@@ -48,3 +48,14 @@ def test_an_unknown_type_is_refused_naming_where_it_is():
 def test_an_object_array_is_refused():
     with pytest.raises(TypeError, match="objects"):
         content_sha256({"w": np.array([{}, None], dtype=object)})
+
+
+def test_flare_s_own_ckks_vectors_are_digested_by_their_serialisation():
+    import tenseal as ts
+
+    from consortium.crypto.ckks import CKKSParameters, make_context
+
+    ctx = make_context(CKKSParameters(coeff_mod_bit_sizes=(60, 40, 40)))
+    a, b = ts.ckks_vector(ctx, [1.0, 2.0]), ts.ckks_vector(ctx, [1.0, 2.0])  # fresh randomness: other ciphertexts
+    assert content_sha256({"w": a}) == content_sha256({"w": ts.ckks_vector_from(ctx, a.serialize())})
+    assert content_sha256({"w": a}) != content_sha256({"w": b})

@@ -7,8 +7,10 @@ tree, never its values in the clear: a trail line holds the digest, not the data
 Encoding (each item prefixed by a one-byte tag, lengths as decimal ASCII followed by ``:``):
 ``N`` None, ``T``/``F`` booleans, ``i<digits>;`` integers, ``f`` + IEEE-754 big-endian double,
 ``s<len>:<utf-8>``, ``b<len>:<bytes>``, ``a<dtype>:<shape>:<len>:<C-order bytes>`` arrays (NumPy
-scalars and anything with ``__array__``, e.g. CPU tensors, as arrays), ``l<n>:`` + items for
-lists and tuples, ``d<n>:`` + (key, value) pairs ordered by the encoding of their keys for dicts.
+scalars and anything with ``__array__``, e.g. CPU tensors, as arrays), ``x<len>:<type><len>:<bytes>``
+TenSEAL objects (FLARE's own HE filters put CKKS vectors in a result) by their serialisation,
+``l<n>:`` + items for lists and tuples, ``d<n>:`` + (key, value) pairs ordered by the encoding of
+their keys for dicts.
 Any other type, and object arrays (whose bytes are pointers), raise TypeError naming the path.
 """
 
@@ -61,6 +63,9 @@ def _encode(value, out, path: str) -> None:
             _encode(v, out, f"{path}[{i}]")
     elif isinstance(value, np.ndarray | np.generic) or hasattr(value, "__array__"):
         _encode_array(np.asarray(value), out, path)
+    elif type(value).__module__.split(".")[0] == "tenseal" and callable(getattr(value, "serialize", None)):
+        raw, name = value.serialize(), type(value).__qualname__.encode()  # FLARE's own HE results carry CKKS vectors
+        out(b"x%d:" % len(name) + name + b"%d:" % len(raw) + raw)
     else:
         raise TypeError(f"{path}: cannot digest a {type(value).__module__}.{type(value).__qualname__}")
 
