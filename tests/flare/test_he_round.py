@@ -15,12 +15,12 @@ from nvflare.app_common.app_constant import AppConstants
 
 from consortium.aggregation.combine import WeightedSum
 from consortium.aggregation.weighting import FedNovaWeighting
-from consortium.cli.main import simulator_he_keys
 from consortium.flare import he_site
 from consortium.flare.he_server import EncryptedRoundAggregator, EncryptedRoundShareableGenerator
 from consortium.flare.he_site import CLIENT_CONTEXT, HE_KEYS_ENV, SERVER_CONTEXT, HEDecryptTaskData, HEEncryptResult, load_context
 from consortium.flare.round_aggregator import ROUND_RECORD_PROP
 from consortium.protocol import SiteResult
+from consortium.recipes.envs import simulator_he_keys
 
 INITIAL = {"w": np.array([[0.5, -0.5, 0.0]], dtype=np.float32), "b": np.zeros(1, dtype=np.float32)}
 SITES = {"a": SiteResult(n_samples=10, local_steps=2, fednova_a=2.0, train_loss=0.5),

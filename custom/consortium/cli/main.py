@@ -190,13 +190,6 @@ def simulate(job: Path, workspace: Path, project: Project, threads: int, profile
     return ConsortiumSimEnv(project=project, workspace=workspace, threads=threads, profiles=profiles).simulate(FolderJob(job))
 
 
-def simulator_he_keys(folder: Path) -> Path:
-    """A CKKS key pair for simulator runs (made once per folder); see :mod:`consortium.recipes.envs`."""
-    from consortium.recipes.envs import simulator_he_keys as keys
-
-    return keys(folder)
-
-
 def export_jobs(out: Path, names: list[str] | None = None) -> list[Path]:
     """Every shipped job's folder (or the named ones) written from its recipe into ``out``."""
     from consortium.recipes.catalogue import export_jobs as export

@@ -16,12 +16,11 @@ the round counter continuing from the version, and FedNova's server-momentum vel
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import shutil
 from pathlib import Path
 
-from consortium.registry.store import ModelRegistry, RegistryEntry, RegistryError, load_arrays
+from consortium.registry.store import ModelRegistry, RegistryEntry, RegistryError, load_arrays, sha256_of
 
 RESUMABLE_PERSISTOR = "consortium.flare.model_registry.ResumablePTPersistor"
 PLAIN_PERSISTORS = (RESUMABLE_PERSISTOR, "nvflare.app_opt.pt.file_model_persistor.PTFileModelPersistor")
@@ -127,10 +126,10 @@ def ciphertext_lines(run_dir: Path) -> list[str]:
     for n, text in enumerate(index.read_text().splitlines(), 1):
         try:
             e = json.loads(text)
-            data = (index.parent / e["file"]).read_bytes()
+            digest = sha256_of(index.parent / e["file"])
         except (json.JSONDecodeError, KeyError, TypeError, OSError) as err:
             raise RegistryError(f"{index}: line {n}: {err}") from None
-        ok = "ok" if hashlib.sha256(data).hexdigest() == e.get("sha256") else "SHA-256 MISMATCH (altered or damaged)"
+        ok = "ok" if digest == e.get("sha256") else "SHA-256 MISMATCH (altered or damaged)"
         made = f"  contributors {e['contributors']}" if "contributors" in e else ""
         rejected = f"  rejected {sorted(e['rejected'])}" if e.get("rejected") else ""
         lines.append(f"v{e.get('version', e['round'] + 1):04d}  round {e['round']}  {e['file']}  ciphertext only  "
