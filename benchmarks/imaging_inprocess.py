@@ -66,11 +66,13 @@ def dice_by_site(model: torch.nn.Module, sites: dict[str, Site]) -> dict[str, fl
 
 
 def federate(sites: dict[str, Site], settings: LocalTrainingSettings, rounds: int, algorithm: str, seed: int,
-             model_args: dict, on_round: Callable[[int, torch.nn.Module], None] | None = None) -> torch.nn.Module:
+             model_args: dict, on_round: Callable[[int, torch.nn.Module], None] | None = None,
+             on_update: Callable[[int, str, dict, SiteResult], None] | None = None) -> torch.nn.Module:
     """The final global model of ``rounds`` rounds of ``algorithm`` ('fedavg' or 'fednova'; FedProx
     is fedavg with ``settings.fedprox_mu``), initialised and shuffled from ``seed`` as the job's
     executor with ``seed`` and ``init_seed`` set to it. ``on_round(r, model)`` sees the model each
-    round receives (r = rounds: the final one)."""
+    round receives (r = rounds: the final one); ``on_update(r, site, update, result)`` each site's
+    update and result as the aggregator receives them."""
     settings = replace(settings, seed=seed)
     model = SegmentationUNet(**(model_args | {"init_seed": seed}))
     aggregation = RoundAggregation(make_weighting(algorithm), min_accepted=len(sites), alert_threshold=None)
@@ -90,8 +92,10 @@ def federate(sites: dict[str, Site], settings: LocalTrainingSettings, rounds: in
             except ValueError:
                 a = None  # momentum with a proximal term: no normaliser (FedProx does not need one)
             update = {k: v - start[k] for k, v in get_weights(local).items()}
-            reason = aggregation.offer(name, update, SiteResult(n_samples=len(site.train[0]), local_steps=trained.steps,
-                                                                fednova_a=a))
+            result = SiteResult(n_samples=len(site.train[0]), local_steps=trained.steps, fednova_a=a)
+            if on_update is not None:
+                on_update(r, name, update, result)
+            reason = aggregation.offer(name, update, result)
             if reason is not None:
                 raise RuntimeError(reason)
         combined, _ = aggregation.close()
