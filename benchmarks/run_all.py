@@ -20,6 +20,7 @@ BENCHMARKS = (
     "imaging_selection",
     "imaging_segmentation",
     "fednova_imaging",
+    "fednova_diagnosis",
 )
 for name in BENCHMARKS:
     print(f"== {name}", flush=True)
