@@ -1,22 +1,24 @@
 """Startup kits from provisioning/project.yml, and the site policies every kit gets.
 
 The same function makes the local POC (``ProvisionMode.POC``: the server is reached as localhost)
-and production kits (``ProvisionMode.NORMAL``); :func:`install_site_policies` installs the
-class allow-list and authorization templates from ``provisioning/site_policies/`` into both.
+and production kits (``ProvisionMode.NORMAL``). The site policies in ``provisioning/site_policies/``
+are written into the kits by :class:`consortium.cli.policies_builder.SitePoliciesBuilder` while
+FLARE provisions, before its signature builder, so they are part of the signed kit;
+:func:`install_site_policies` checks a provisioned kit against them and installs them into an
+unsigned kit made elsewhere.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 POLICIES_DIR = "site_policies"
+SITE_POLICIES_BUILDER = "consortium.cli.policies_builder.SitePoliciesBuilder"
 
 
 class ConfigurationError(ValueError):
@@ -84,23 +86,33 @@ class Project:
 
 
 def provision(project: Project, workspace: Path, poc: bool) -> Path:
-    """Provision ``project`` into ``workspace``; returns the kit folder (``.../prod_00``)."""
-    from nvflare.lighter.constants import ProvisionMode
+    """Provision ``project`` into ``workspace``; returns the kit folder (``.../prod_00``).
+
+    The project's :class:`~consortium.cli.policies_builder.SitePoliciesBuilder` is given the policy
+    folder and ``workspace`` as the server's storage root; the kits are then checked against the
+    policies (:func:`install_site_policies`), so a kit that lacks them is never returned."""
+    from nvflare.lighter.constants import CtxKey, ProvisionMode
     from nvflare.lighter.prov_utils import prepare_builders, prepare_packager
     from nvflare.lighter.provision import prepare_project
     from nvflare.lighter.provisioner import Provisioner
     from nvflare.lighter.utils import update_server_default_host
 
+    from consortium.cli.policies_builder import SitePolicies
+
+    SitePolicies.load(project.policies_dir).check_sites(project.clients)  # FLARE's provisioner logs a builder's error, not raises it
     workspace.mkdir(parents=True, exist_ok=True)
     config = copy.deepcopy(project.config)
+    config["builders"] = _with_site_policies(project, config.get("builders") or [], workspace)
     if poc:
         config = update_server_default_host(config, "localhost")
         config["builders"] = _with_loopback_server(config.get("builders") or [])
     (workspace / "project.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     mode = ProvisionMode.POC if poc else ProvisionMode.NORMAL
-    Provisioner(str(workspace), prepare_builders(config), prepare_packager(config)).provision(
+    ctx = Provisioner(str(workspace), prepare_builders(config), prepare_packager(config)).provision(
         prepare_project(copy.deepcopy(config)), mode=mode
     )
+    if ctx.get(CtxKey.BUILD_ERROR):
+        raise RuntimeError(f"provisioning {project.path} into {workspace} failed in a builder (its error is printed above)")
     prod = sorted((workspace / project.name).glob("prod_*"))
     if not prod:
         raise RuntimeError(f"provisioning produced no kits under {workspace / project.name}")
@@ -109,11 +121,29 @@ def provision(project: Project, workspace: Path, poc: bool) -> Path:
     return kits
 
 
+def _sign_index(builders: list[dict]) -> int:
+    return next((i for i, b in enumerate(builders) if str(b.get("path", "")).endswith("SignatureBuilder")), len(builders))
+
+
+def _with_site_policies(project: Project, builders: list[dict], storage_root: Path) -> list[dict]:
+    """The builders with the site policy builder's ``policies`` and ``storage_root`` set;
+    ConfigurationError when project.yml lists none, or lists it after the signature builder."""
+    hits = [i for i, b in enumerate(builders) if str(b.get("path", "")).endswith(SITE_POLICIES_BUILDER)]
+    if len(hits) != 1 or hits[0] > _sign_index(builders):
+        raise ConfigurationError(f"{project.path}: field 'builders' must list {SITE_POLICIES_BUILDER} once, before "
+                                 f"the SignatureBuilder, so that the site policies are part of the signed kit; found at {hits}")
+    builders = copy.deepcopy(builders)
+    args = builders[hits[0]].setdefault("args", {}) or {}
+    args.update(policies=str(project.policies_dir.resolve()), storage_root=str(storage_root))
+    builders[hits[0]]["args"] = args
+    return builders
+
+
 def _with_loopback_server(builders: list[dict]) -> list[dict]:
     """The project's builders with :class:`~consortium.cli.loopback.LoopbackServerBuilder` before
     the signature builder (or last), so a POC server listens on 127.0.0.1 only."""
     loopback = {"path": "consortium.cli.loopback.LoopbackServerBuilder", "args": {}}
-    sign = next((i for i, b in enumerate(builders) if str(b.get("path", "")).endswith("SignatureBuilder")), len(builders))
+    sign = _sign_index(builders)
     return [*builders[:sign], loopback, *builders[sign:]]
 
 
@@ -131,55 +161,40 @@ def read_json(path: Path) -> dict:
 
 
 def install_site_policies(project: Project, kits: Path, storage_root: Path | None = None) -> None:
-    """Write ``local/resources.json`` (FLARE's defaults + our allow-list) and ``authorization.json``.
+    """Make every server and site kit under ``kits`` carry the site policies.
 
-    A site's ``resources.json`` replaces its ``resources.json.default`` (no merge), so it is the
-    full default with ``class_allow_list`` extended. The server's job and snapshot storage are
-    pointed into ``storage_root`` instead of FLARE's ``/tmp/nvflare``.
+    Provisioned kits already do (the policy builder wrote them): each file is compared, byte for
+    byte, with what the builder writes for ``storage_root``, and nothing is written. A kit made
+    without the builder (unsigned) gets the missing or different files. A file that differs in a
+    folder with a ``signature.json`` is refused (RuntimeError naming the file): rewriting it would
+    leave the kit with a policy its signature does not vouch for; re-provision instead.
     """
-    mode, allowed = class_allow_list(project)
-    authorization = project.policies_dir / "authorization.json"
-    read_json(authorization)  # fail here, not at site start, on a broken template
+    from consortium.cli.policies_builder import SIGNATURE_FILE, SitePolicies
 
-    sites = [project.server["name"], *project.clients]
-    for site in sites:
-        local = kits / site / "local"
-        if not local.is_dir():
-            raise RuntimeError(f"kit for {site} missing its local/ folder: {local}")
-        resources = read_json(local / "resources.json.default")
-        resources["class_list_enforcement_mode"] = mode
-        resources["class_allow_list"] = allowed
-        if site == project.server["name"] and storage_root is not None:
-            _point_storage(resources, storage_root)
-        (local / "resources.json").write_text(json.dumps(resources, indent=2) + "\n")
-        shutil.copyfile(authorization, local / "authorization.json")
-    from consortium.cli.site_privacy import install_site_privacy  # here: site_privacy imports this module
-    install_site_privacy(project, kits)
-
-
-def _point_storage(resources: dict, root: Path) -> None:
-    for comp in resources.get("components", []):
-        args = comp.get("args", {})
-        if "uri_root" in args:
-            args["uri_root"] = os.fspath(root / "jobs-storage")
-    storage = resources.get("snapshot_persistor", {}).get("args", {}).get("storage", {}).get("args", {})
-    if "root_dir" in storage:
-        storage["root_dir"] = os.fspath(root / "snapshot-storage")
+    policies = SitePolicies.load(project.policies_dir)
+    policies.check_sites(project.clients)
+    server = project.server["name"]
+    for site in [server, *project.clients]:
+        kit = kits / site
+        if not (kit / "local").is_dir():
+            raise RuntimeError(f"kit for {site} missing its local/ folder: {kit / 'local'}")
+        for rel, data in policies.files_for(kit / "local", site == server, site, storage_root).items():
+            path = kit / rel
+            if path.is_file() and path.read_bytes() == data:
+                continue
+            if (path.parent / SIGNATURE_FILE).is_file():
+                raise RuntimeError(f"{path}: {'differs from' if path.exists() else 'lacks'} the site policy in "
+                                   f"{project.policies_dir}, and its folder is signed ({path.parent / SIGNATURE_FILE}): "
+                                   "re-provision the kit instead of editing it")
+            path.write_bytes(data)
 
 
 def class_allow_list(project: Project) -> tuple[str, list[str]]:
     """(enforcement mode, FLARE's default allow-list + ``extra_allowed``) from the policy template."""
-    from nvflare.app_common.default_component_policy import DEFAULT_CLASS_ALLOW_LIST
+    from consortium.cli.policies_builder import SitePolicies
 
-    allow_file = project.policies_dir / "class_allow_list.json"
-    allow = read_json(allow_file)
-    extra = allow.get("extra_allowed")
-    if not isinstance(extra, list) or not all(isinstance(e, str) and e for e in extra):
-        raise ConfigurationError(f"{allow_file}: field 'extra_allowed' must be a list of class paths, got {extra!r}")
-    mode = allow.get("class_list_enforcement_mode", "enforce")
-    if mode != "enforce":
-        raise ConfigurationError(f"{allow_file}: field 'class_list_enforcement_mode' = {mode!r}; only 'enforce' is supported")
-    return mode, list(DEFAULT_CLASS_ALLOW_LIST) + [e for e in extra if e not in DEFAULT_CLASS_ALLOW_LIST]
+    policies = SitePolicies.load(project.policies_dir)
+    return policies.enforcement_mode, list(policies.allowed)
 
 
 def simulator_workspace_policies(project: Project, workspace: Path) -> None:

@@ -1,0 +1,179 @@
+"""Provisioning builder: every kit's site policies, written before FLARE's signature builder.
+
+What a kit gets (one definition, :meth:`SitePolicies.files_for`, also used by
+:func:`consortium.cli.kits.install_site_policies` for kits made elsewhere):
+
+* ``local/resources.json``: FLARE's ``resources.json.default`` with the consortium's class
+  allow-list (``site_policies/class_allow_list.json``); at the server, job and snapshot storage
+  under the provisioning workspace instead of ``/tmp/nvflare``;
+* ``local/authorization.json``: ``site_policies/authorization.json`` byte for byte;
+* ``local/privacy.json`` at every client site (:mod:`consortium.cli.site_privacy`);
+* at the server, ``startup/consortium_audit__p_resources.json``: the server audit component
+  (:mod:`consortium.flare.server_audit`), which FLARE adds to the server *parent* process's
+  components (``*__p_resources.json``, nvflare 2.9 ``Workspace.get_config_files_for_startup``).
+
+What FLARE signs and checks (nvflare 2.9.0, ``lighter/impl/signature.py``): a kit gets
+``signature.json`` only when it is a CC or an HE kit. Ours are HE kits (:mod:`consortium.cli.he_keys`
+writes the TenSEAL contexts into every server and site kit), so ``startup/`` and ``local/`` are both
+signed with the root CA key, and everything this builder writes is covered. At start, in secure
+mode, FLARE verifies ``startup/`` only (``fed_utils._check_secure_content``: fed_*.json, the
+certificates, and every ``*__resources.json`` / ``*__p_resources.json`` in ``startup/``): a
+tampered or unsigned server audit declaration stops the server. ``local/signature.json`` is
+checked by nobody in FLARE at run time; :func:`policy_signature_problems` checks our policy files
+against it (the server audit component runs it at server start; ``consortium`` can run it on any kit).
+Admin kits are not HE kits and are not signed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from nvflare.lighter.spec import Builder
+
+from consortium.cli.kits import ConfigurationError, read_json
+
+SIGNATURE_FILE = "signature.json"  # nvflare.lighter.constants.ProvFileName.SIGNATURE_JSON
+SERVER_AUDIT_FILE = "consortium_audit__p_resources.json"
+SERVER_AUDIT_COMPONENT = {"id": "consortium_server_audit", "path": "consortium.flare.server_audit.ServerAuditTrail",
+                          "args": {"folder": "audit"}}
+LOCAL_POLICY_FILES = ("resources.json", "authorization.json", "privacy.json")
+
+
+def _json_bytes(obj) -> bytes:
+    return (json.dumps(obj, indent=2) + "\n").encode("ascii")
+
+
+@dataclass(frozen=True)
+class SitePolicies:
+    """The consortium's policy templates (``provisioning/site_policies/``), read and checked once."""
+
+    folder: Path
+    enforcement_mode: str
+    allowed: tuple[str, ...]
+    authorization: bytes
+    privacy_template: dict
+
+    @classmethod
+    def load(cls, folder: Path | str) -> SitePolicies:
+        from nvflare.app_common.default_component_policy import DEFAULT_CLASS_ALLOW_LIST
+
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise ConfigurationError(f"{folder}: site policy folder not found")
+        allow_file = folder / "class_allow_list.json"
+        allow = read_json(allow_file)
+        extra = allow.get("extra_allowed")
+        if not isinstance(extra, list) or not all(isinstance(e, str) and e for e in extra):
+            raise ConfigurationError(f"{allow_file}: field 'extra_allowed' must be a list of class paths, got {extra!r}")
+        mode = allow.get("class_list_enforcement_mode", "enforce")
+        if mode != "enforce":
+            raise ConfigurationError(f"{allow_file}: field 'class_list_enforcement_mode' = {mode!r}; only 'enforce' is supported")
+        allowed = (*DEFAULT_CLASS_ALLOW_LIST, *(e for e in extra if e not in DEFAULT_CLASS_ALLOW_LIST))
+        authz_file = folder / "authorization.json"
+        authz = read_json(authz_file)
+        if not isinstance(authz.get("permissions"), dict):
+            raise ConfigurationError(f"{authz_file}: field 'permissions' must be a map of roles, got {authz.get('permissions')!r}")
+        return cls(folder, mode, allowed, authz_file.read_bytes(), read_json(folder / "privacy.json"))
+
+    def check_sites(self, clients: list[str]) -> None:
+        """ConfigurationError when the privacy template names sites that are not ``clients``."""
+        template = self.privacy_template
+        named = set(template.get("require_dp", []) or []) | set(template.get("site_budgets", {}) or {})
+        unknown = sorted(named - set(clients))
+        if unknown:
+            raise ConfigurationError(f"{self.folder / 'privacy.json'}: names {unknown}, "
+                                     f"which are not sites of the project {sorted(clients)}")
+
+    def files_for(self, local: Path, is_server: bool, site: str, storage_root: Path | None) -> dict[str, bytes]:
+        """The policy files of one kit, by path relative to the kit folder; ``local`` is its
+        ``local/`` folder (its ``resources.json.default`` is the base of ``resources.json``)."""
+        from consortium.cli.site_privacy import site_privacy_policy  # it imports kits, which imports this lazily
+
+        resources = read_json(local / "resources.json.default")
+        resources["class_list_enforcement_mode"] = self.enforcement_mode
+        resources["class_allow_list"] = list(self.allowed)
+        if is_server and storage_root is not None:
+            _point_storage(resources, Path(storage_root))
+        files = {"local/resources.json": _json_bytes(resources), "local/authorization.json": self.authorization}
+        if is_server:
+            files[f"startup/{SERVER_AUDIT_FILE}"] = _json_bytes({"components": [SERVER_AUDIT_COMPONENT]})
+        else:
+            files["local/privacy.json"] = _json_bytes(
+                site_privacy_policy(self.privacy_template, site, self.folder / "privacy.json"))
+        return files
+
+
+def _point_storage(resources: dict, root: Path) -> None:
+    for comp in resources.get("components", []):
+        args = comp.get("args", {})
+        if "uri_root" in args:
+            args["uri_root"] = os.fspath(root / "jobs-storage")
+    storage = resources.get("snapshot_persistor", {}).get("args", {}).get("storage", {}).get("args", {})
+    if "root_dir" in storage:
+        storage["root_dir"] = os.fspath(root / "snapshot-storage")
+
+
+class SitePoliciesBuilder(Builder):
+    def __init__(self, policies: str | None = None, storage_root: str | None = None) -> None:
+        """Args:
+            policies: the policy template folder (``consortium provision`` and ``poc up`` set it to
+                ``provisioning/site_policies`` by absolute path).
+            storage_root: where the server keeps job and snapshot storage (None: FLARE's default).
+        """
+        if not policies:
+            raise ValueError("project.yml: SitePoliciesBuilder arg 'policies' is not set: provision with "
+                             "`consortium provision` (it sets the site_policies folder), or give its path")
+        self.policies = SitePolicies.load(policies)
+        self.storage_root = Path(storage_root) if storage_root else None
+
+    def build(self, project, ctx) -> None:
+        server = project.get_server()
+        clients = project.get_clients()
+        self.policies.check_sites([c.name for c in clients])
+        for p in [server, *clients]:
+            local = Path(ctx.get_local_dir(p))
+            files = self.policies.files_for(local, p is server, p.name, self.storage_root)
+            root = Path(ctx.get_ws_dir(p))
+            for rel, data in files.items():
+                (root / rel).write_bytes(data)
+
+
+def policy_signature_problems(kit: Path) -> list[str]:
+    """Each policy file of ``kit`` that its folder's ``signature.json`` does not vouch for, checked
+    against ``startup/rootCA.pem``, and a server kit's missing audit declaration; empty when all
+    are there, signed and unchanged. A kit without ``local/signature.json`` (not an HE kit) gives
+    one problem saying so."""
+    from nvflare.lighter.utils import load_crt, verify_content
+
+    kit = Path(kit)
+    local = kit / "local"
+    sig_file = local / SIGNATURE_FILE
+    if not sig_file.is_file():
+        return [f"{sig_file}: missing: the kit's local policies are not signed"]
+    try:
+        signatures = json.loads(sig_file.read_text())
+        key = load_crt(os.fspath(kit / "startup" / "rootCA.pem")).public_key()
+    except (OSError, ValueError) as e:
+        return [f"{sig_file}: cannot be read with {kit / 'startup' / 'rootCA.pem'}: {e}"]
+    problems = []
+    is_server = (kit / "startup" / "fed_server.json").is_file()
+    audit_decl = kit / "startup" / SERVER_AUDIT_FILE
+    if is_server and not audit_decl.is_file():  # FLARE checks the startup files present, not the ones deleted
+        problems.append(f"{audit_decl}: missing: the server would run without its audit component")
+    for name in LOCAL_POLICY_FILES:
+        path = local / name
+        if not path.is_file():
+            if name == "privacy.json" and is_server:
+                continue  # the server has no privacy.json
+            problems.append(f"{path}: missing")
+        elif name not in signatures:
+            problems.append(f"{path}: not signed (not listed in {sig_file})")
+        else:
+            try:
+                verify_content(path.read_bytes(), signatures[name], key)
+            except Exception:  # cryptography's InvalidSignature, or a signature that is not base64
+                problems.append(f"{path}: changed since it was signed (signature in {sig_file} does not match)")
+    return problems

@@ -1,0 +1,129 @@
+"""The server's own audit in the real POC: a refused admin command is in its chained trail and in
+FLARE's audit.log, the trail verifies, a finished job's FLARE audit log is kept after FLARE deletes
+the job's run folder, and a job carrying custom code is refused at deployment (BYOC off for every
+role) and recorded."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import JOBS
+from consortium.audit.chain import TRAIL_FILE
+from consortium.cli import audit as audit_cli
+from consortium.cli import poc
+
+pytestmark = pytest.mark.poc
+SITES = ("cleveland", "hungary", "switzerland", "va-long-beach")
+
+
+def server_ws(state) -> Path:
+    return Path(state.kits) / "server"
+
+
+def trail_records(state) -> list[dict]:
+    path = server_ws(state) / "audit" / TRAIL_FILE
+    return [json.loads(line)["record"] for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def wait_for_record(state, match, timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        hits = [r for r in trail_records(state) if match(r)]
+        if hits:
+            return hits[-1]
+        assert time.monotonic() < deadline, f"no such record in the server trail; last: {trail_records(state)[-3:]}"
+        time.sleep(0.5)
+
+
+def wait_finished(sess, job_id: str, timeout: float = 180.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        meta = sess.get_job_meta(job_id)
+        if meta.get("status", "").startswith("FINISHED"):
+            return meta
+        assert time.monotonic() < deadline, meta.get("status")
+        time.sleep(0.5)
+
+
+def job_copy(tmp_path: Path, rounds: int = 1) -> Path:
+    job = Path(shutil.copytree(JOBS / "heart_fedavg", tmp_path / "heart_fedavg"))  # the API signs what it submits
+    server = job / "app" / "config" / "config_fed_server.json"
+    config = json.loads(server.read_text())
+    next(w for w in config["workflows"] if w["id"] == "scatter_and_gather")["args"]["num_rounds"] = rounds
+    server.write_text(json.dumps(config))
+    return job
+
+
+def test_the_server_audit_started_on_the_signed_policies(poc_consortium):
+    started = [r for r in trail_records(poc_consortium) if r["event"] == "server_audit_started"]
+    assert started and started[-1]["policies_signed"] is True
+    assert "nvflare.fuel.hci.server.authz.AuthzFilter.pre_command" in started[-1]["patched"]
+
+
+def test_a_members_refused_submit_is_in_the_server_audit(poc_consortium, tmp_path):
+    from nvflare.fuel.flare_api.api_spec import AuthorizationError
+    from nvflare.fuel.flare_api.flare_api import new_secure_session
+
+    user = "viewer@va-long-beach.org"
+    with contextlib.redirect_stdout(io.StringIO()):
+        sess = new_secure_session(user, str(Path(poc_consortium.kits) / user), timeout=10.0)
+    try:
+        with pytest.raises(AuthorizationError, match="not authorized"):
+            sess.submit_job(str(job_copy(tmp_path)))
+    finally:
+        sess.close()
+
+    denied = wait_for_record(poc_consortium, lambda r: r["event"] == "admin_command_denied" and r["user"] == user, 10)
+    assert (denied["role"], denied["org"], denied["outcome"]) == ("member", "va_long_beach", "not_authorized")
+    assert denied["command"].split()[0] == "job_mgmt.submit_job"  # FLARE's scoped command name
+    flare_log = (server_ws(poc_consortium) / "audit.log").read_text()
+    assert any(f"[U:{user}][A:job_mgmt.submit_job" in line and "[DENIED][O:va_long_beach][Role:member]" in line
+               for line in flare_log.splitlines())
+
+
+def test_a_finished_jobs_audit_log_is_kept_after_flare_deletes_its_run_folder(poc_consortium, tmp_path):
+    sess = poc.admin_session(poc_consortium)
+    try:
+        job_id = sess.submit_job(str(job_copy(tmp_path)))
+        assert wait_finished(sess, job_id)["status"] == "FINISHED:COMPLETED"
+    finally:
+        sess.close()
+
+    kept = wait_for_record(poc_consortium, lambda r: r.get("job_id") == job_id and r["event"].startswith("job_audit"))
+    assert kept["event"] == "job_audit_kept", kept
+    assert not (server_ws(poc_consortium) / job_id).exists()  # FLARE archived and deleted the run folder
+    data = (server_ws(poc_consortium) / "audit" / kept["file"]).read_bytes()
+    assert kept["file"] == f"jobs/{job_id}/audit.log" and hashlib.sha256(data).hexdigest() == kept["sha256"]
+    assert f"[J:{job_id}]" in data.decode()  # FLARE's per-job task events
+
+
+def test_the_servers_chained_trail_and_kept_logs_verify(poc_consortium, capsys):
+    args = audit_cli.argparse.Namespace(site_workspace=server_ws(poc_consortium))
+    assert audit_cli.run(args) == 0, capsys.readouterr().err
+    assert "intact" in capsys.readouterr().out
+
+
+def test_a_job_carrying_custom_code_is_refused_at_deployment_and_recorded(poc_consortium, tmp_path):
+    job = job_copy(tmp_path)
+    (job / "app" / "custom").mkdir()
+    (job / "app" / "custom" / "extra.py").write_text("print('custom code')\n")
+    sess = poc.admin_session(poc_consortium)  # the project admin: every right but byoc
+    try:
+        job_id = sess.submit_job(str(job))  # accepted: FLARE checks BYOC when it deploys
+        meta = wait_finished(sess, job_id, timeout=60)
+    finally:
+        sess.close()
+
+    assert meta["status"] == "FINISHED:FAILED_TO_RUN"
+    assert "server: BYOC not permitted" in meta["job_deploy_detail"]
+    refused = wait_for_record(poc_consortium, lambda r: r["event"] == "job_refused" and r["job_id"] == job_id, 10)
+    assert "server: BYOC not permitted" in refused["detail"]
+    assert not any((Path(poc_consortium.kits) / site / job_id).exists() for site in SITES)  # never deployed to a site
