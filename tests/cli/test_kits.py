@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -36,6 +37,19 @@ def test_server_job_storage_lives_in_the_workspace_not_tmp_nvflare(kits):
     text = (prod / "server" / "local" / "resources.json").read_text()
     assert "/tmp/nvflare" not in text
     assert str(prod.parent.parent / "jobs-storage") in text
+
+
+def test_production_server_storage_is_a_path_on_the_server_host_never_the_provisioning_workspace(project, tmp_path):
+    ws = tmp_path / "ws"
+    default = provision(project, ws, poc=False)
+    chosen = provision(project, tmp_path / "ws2", poc=False, server_storage=Path("/srv/heart"))
+    for kits, root in ((default, Path("/var/lib/nvflare") / project.name), (chosen, Path("/srv/heart"))):
+        resources = json.loads((kits / "server" / "local" / "resources.json").read_text())
+        roots = [c["args"]["uri_root"] for c in resources["components"] if "uri_root" in c.get("args", {})]
+        assert roots == [str(root / "jobs-storage")]
+        assert str(tmp_path) not in json.dumps(resources)
+    with pytest.raises(ConfigurationError, match=r"absolute path on the server host.*'storage'"):
+        provision(project, tmp_path / "ws3", poc=False, server_storage=Path("storage"))
 
 
 def test_sites_and_roles_come_from_project_yml(kits):

@@ -325,7 +325,7 @@ def consortium(project, tmp_path_factory):
         pytest.skip(f"cannot make the test's network namespaces here: {e}")
     try:
         workspace = tmp_path_factory.mktemp("multihost")
-        kits = provision(project, workspace, poc=False)
+        kits = provision(project, workspace, poc=False, server_storage=workspace)
         net.resolve(server, SERVER_ADDRESS)
         env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
         logs = {server: start(net.hosts[server], kits / server, env)}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,12 +86,21 @@ class Project:
         return self.path.parent / POLICIES_DIR
 
 
-def provision(project: Project, workspace: Path, poc: bool) -> Path:
+def default_server_storage(project: Project) -> Path:
+    """Where a production server keeps its job and snapshot storage unless told otherwise: a
+    persistent folder on the server host (FLARE's default is under /tmp)."""
+    return Path("/var/lib/nvflare") / project.name
+
+
+def provision(project: Project, workspace: Path, poc: bool, server_storage: Path | None = None) -> Path:
     """Provision ``project`` into ``workspace``; returns the kit folder (``.../prod_00``).
 
     The project's :class:`~consortium.cli.policies_builder.SitePoliciesBuilder` is given the policy
-    folder and ``workspace`` as the server's storage root; the kits are then checked against the
-    policies (:func:`install_site_policies`), so a kit that lacks them is never returned."""
+    folder and the server's storage root: ``server_storage``, an absolute path on the server host
+    (default: ``workspace`` for the POC, which runs here; :func:`default_server_storage` for
+    production kits, which run on another host where the provisioning workspace does not exist).
+    The kits are then checked against the policies (:func:`install_site_policies`), so a kit that
+    lacks them is never returned."""
     from nvflare.lighter.constants import CtxKey, ProvisionMode
     from nvflare.lighter.prov_utils import prepare_builders, prepare_packager
     from nvflare.lighter.provision import prepare_project
@@ -100,9 +110,14 @@ def provision(project: Project, workspace: Path, poc: bool) -> Path:
     from consortium.cli.policies_builder import SitePolicies
 
     SitePolicies.load(project.policies_dir).check_sites(project.clients)  # FLARE's provisioner logs a builder's error, not raises it
+    if server_storage is None:
+        server_storage = workspace if poc else default_server_storage(project)
+    if not Path(server_storage).is_absolute():
+        raise ConfigurationError(f"server storage must be an absolute path on the server host (FLARE's storage needs "
+                                 f"one), got {os.fspath(server_storage)!r}")
     workspace.mkdir(parents=True, exist_ok=True)
     config = copy.deepcopy(project.config)
-    config["builders"] = _with_site_policies(project, config.get("builders") or [], workspace)
+    config["builders"] = _with_site_policies(project, config.get("builders") or [], Path(server_storage))
     if poc:
         config = update_server_default_host(config, "localhost")
         config["builders"] = _with_loopback_server(config.get("builders") or [])
@@ -117,7 +132,7 @@ def provision(project: Project, workspace: Path, poc: bool) -> Path:
     if not prod:
         raise RuntimeError(f"provisioning produced no kits under {workspace / project.name}")
     kits = prod[-1]
-    install_site_policies(project, kits, storage_root=workspace)
+    install_site_policies(project, kits, storage_root=Path(server_storage))
     return kits
 
 
