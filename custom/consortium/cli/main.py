@@ -18,7 +18,11 @@
     consortium revoke-site SITE [--undo]    take a hospital out of the consortium (FLARE's deny list)
     consortium certs KITS                   every kit's certificate and its expiry
     consortium doctor KIT                   why a kit cannot connect
-    consortium audit verify SITE_WS         check a site's audit trail; name the first edited, deleted or reordered line
+    consortium audit verify WORKSPACE       check a site's or the server's audit trail (and the server's kept job audit logs)
+    consortium site request NAME --org ORG  at a hospital: its key and certificate request (the key stays there)
+    consortium approve NAME.request.zip     the project admin signs it with the consortium's root CA
+    consortium package NAME.approved.zip    at the hospital: its startup kit (policies, HE keys) from the approval
+    consortium add-site NAME --org ORG      the project admin adds a hospital; every existing kit unchanged
 """
 
 from __future__ import annotations
@@ -131,6 +135,8 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("provision", help="production startup kits (TLS certificates, roles, site policies)")
     p.add_argument("--project", type=Path, default=DEFAULT_PROJECT, help="project.yml (default: %(default)s)")
     p.add_argument("--output", type=Path, required=True, help="folder for the kits (a provisioning workspace)")
+    p.add_argument("--server-storage", type=Path, default=None,
+                   help="absolute folder on the server host for job and snapshot storage (default: /var/lib/nvflare/<project>)")
 
     p = sub.add_parser("demo", help="POC up, submit a job, report, POC down")
     _add_common(p)
@@ -150,9 +156,13 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="name why a startup kit cannot connect")
     p.add_argument("kit", type=Path, help="a site's or an admin's startup kit folder (or a server's: files and chain only)")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds for each network step (default: %(default)s)")
+    from consortium.cli import add_site as add_site_cli
     from consortium.cli import audit as audit_cli
+    from consortium.cli import distributed as distributed_cli
 
     audit_cli.add_parser(sub)
+    distributed_cli.add_parser(sub)
+    add_site_cli.add_parser(sub)
     return ap
 
 
@@ -321,10 +331,12 @@ def run(args) -> int:
     elif args.command == "jobs":
         export_jobs(args.out, args.names)
     elif args.command == "provision":
-        from consortium.cli.kits import provision
+        from consortium.cli.kits import default_server_storage, provision
 
-        kits = provision(Project.load(args.project), args.output.resolve(), poc=False)
-        print(f"startup kits: {kits}")
+        project = Project.load(args.project)
+        storage = args.server_storage or default_server_storage(project)
+        kits = provision(project, args.output.resolve(), poc=False, server_storage=storage)
+        print(f"startup kits: {kits}\nthe server keeps job and snapshot storage in {storage} on its host")
     elif args.command == "demo":
         demo(args)
     elif args.command == "revoke-site":
@@ -347,6 +359,11 @@ def run(args) -> int:
         from consortium.cli import audit as audit_cli
 
         return audit_cli.run(args)
+    elif args.command in ("site", "approve", "package", "add-site"):
+        from consortium.cli import add_site as add_site_cli
+        from consortium.cli import distributed as distributed_cli
+
+        return (add_site_cli if args.command == "add-site" else distributed_cli).run(args)
     return 0
 
 

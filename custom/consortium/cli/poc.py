@@ -124,10 +124,10 @@ def up(project: Project, workspace: Path, port: int | None = None, echo=print,
     state = PocState(str(workspace), str(kits), project.name, project.port, project.project_admin,
                      project.clients, [])
     try:
-        proc, log = _launch(state, server["name"], project)
+        proc, log = launch_site(state, server["name"], project)
         _wait_port(project.port, proc, log, 60)
         for client in project.clients:
-            _launch(state, client, project)
+            launch_site(state, client, project)
         wait_ready(state, echo=echo)
         if monitoring:
             _start_monitoring(state, metrics_port, prometheus_port, echo)
@@ -150,7 +150,7 @@ def _start_monitoring(state: PocState, metrics_port: int, prometheus_port: int, 
          f"Grafana dashboard: {DASHBOARD}")
 
 
-def _launch(state: PocState, site: str, project: Project) -> tuple[subprocess.Popen, Path]:
+def launch_site(state: PocState, site: str, project: Project) -> tuple[subprocess.Popen, Path]:
     """Start ``site`` (the server or a client) from its kit and record its PID at once (an
     interrupted start-up still knows what to stop)."""
     org = next(p.get("org", "") for p in project.config["participants"] if p["name"] == site)
@@ -199,7 +199,7 @@ def restart_site(workspace: Path, site: str, echo=print, wait: bool = True) -> P
     if alive(entry) is not None:
         raise PocError(f"{site} is running (pid {entry.pid}); stop it first")
     project = Project.load(Path(state.workspace) / "project.yml")
-    proc, log = _launch(state, site, project)
+    proc, log = launch_site(state, site, project)
     if site == project.server["name"]:
         _wait_port(state.port, proc, log, 60)
     if wait:

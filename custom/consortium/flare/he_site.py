@@ -55,12 +55,28 @@ def _load_bytes(name: str, fl_ctx: FLContext) -> bytes:
     from nvflare.fuel.sec.security_content_service import LoadResult, SecurityContentService
 
     data, rc = SecurityContentService.load_content(name)
+    manager = SecurityContentService.security_content_manager
+    if rc == LoadResult.NOT_SIGNED and manager is not None and not manager.valid_config:
+        # a kit packaged from a request (`consortium package`) has no signature.json, which would have
+        # to sign the site's private key: its CKKS contexts carry the root CA's signatures in their own
+        # file, checked by FLARE's manager against the kit's rootCA.pem in the same way
+        data, rc = _load_distributed_kit(SecurityContentService.content_folder, name)
     bad = [LoadResult.INVALID_CONTENT, LoadResult.NO_SUCH_CONTENT]
     if fl_ctx.get_prop(FLContextKey.SECURE_MODE, True):
         bad += [LoadResult.INVALID_SIGNATURE, LoadResult.NOT_SIGNED]
     if rc in bad or not data:
         raise ValueError(f"cannot load {name}: {rc}")
     return data
+
+
+def _load_distributed_kit(startup: str, name: str):
+    """(bytes, LoadResult) of ``name`` checked against ``startup/consortium_he_signature.json``
+    (:mod:`consortium.cli.distributed`); NOT_SIGNED where the kit has no such file."""
+    from nvflare.fuel.sec.security_content_service import SecurityContentManager
+
+    from consortium.cli.distributed import HE_SIGNATURE_FILE
+
+    return SecurityContentManager(startup, signature_filename=HE_SIGNATURE_FILE).load_content(name)
 
 
 def load_context(fl_ctx: FLContext, secret: bool) -> ts.Context:
