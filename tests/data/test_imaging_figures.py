@@ -61,9 +61,31 @@ def test_the_sites_where_personalisation_falls_short_in_readme_are_the_results_f
     assert f"the personalised model is below the local-only model at {' and '.join(short)}" in readme
 
 
-def test_fednova_imaging_figures_in_readme_are_the_results_file(readme):
-    rows = table_means("fednova_imaging.md", "| algorithm |")
+@pytest.mark.parametrize("work", ["1/2/5/10", "10/5/2/1"])
+def test_fednova_imaging_figures_in_readme_are_the_results_file(readme, work):
+    rows = table_means("fednova_imaging.md", f"## Local epochs {work}")
     quoted = ", ".join(f"{algo} {rows[algo][0]}" for algo in ("FedAvg", "FedProx", "FedNova"))
 
-    assert f"final mean Dice {quoted}" in readme
-    assert table_means("fednova_imaging.md", "| algorithm |")["FedNova"][-1] == "0.000"  # "scores 0 Dice there"
+    assert f"{work} (cleveland, hungary, switzerland, va-long-beach), final mean Dice {quoted}" in readme or (
+        f"{work}, final mean Dice {quoted}" in readme)
+
+
+def test_the_site_each_rule_loses_in_readme_is_the_results_file(readme):
+    first = table_means("fednova_imaging.md", "## Local epochs 1/2/5/10")
+    reversed_ = table_means("fednova_imaging.md", "## Local epochs 10/5/2/1")
+
+    assert first["FedNova"][-1] == "0.000" and reversed_["FedAvg"][-1] == "0.000"  # "scores 0 Dice there", twice
+    assert f"FedNova keeps every site at {min(reversed_['FedNova'][1:])} or more" in readme
+    gaps = [float(t["FedNova"][0]) - float(t["FedAvg"][0]) for t in (reversed_, first)]
+    assert f"reversed assignment ({gaps[0]:+.3f}) and not in the first ({gaps[1]:+.3f})".replace("-", "−") in readme
+
+
+def test_the_shares_of_the_combined_step_in_readme_are_the_diagnosis_file(readme):
+    rows = {}
+    for line in (RESULTS / "fednova_diagnosis.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 7 and " / " in cells[5] and "±" in cells[5]:
+            rows[(cells[0].split(" (")[0], cells[1])] = float(cells[5].split("/")[-1])  # va-long-beach's share
+
+    assert f"its share of the combined step falls to {rows[('as benchmarked', 'FedNova')]:.0%}" in readme
+    assert f"the 1-epoch inverted-contrast site's share is {rows[('reversed', 'FedAvg')]:.0%}" in readme
