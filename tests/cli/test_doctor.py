@@ -91,8 +91,8 @@ def last(findings) -> tuple[str, bool, str]:
 
 def test_a_healthy_kit_passes_every_check(consortia, server_a, tmp_path):
     findings = diagnose(site_kit(tmp_path, consortia[0], server_a.port))
-    assert [f.check for f in findings] == ["kit", "certificate", "key", "root CA", "server name", "server reachable",
-                                           "server certificate", "server accepts the kit", "clock"]
+    assert [f.check for f in findings] == ["kit", "certificate", "key", "root CA", "policies", "server name",
+                                           "server reachable", "server certificate", "server accepts the kit", "clock"]
     assert all(f.ok for f in findings), [f.line() for f in findings]
 
 
@@ -164,6 +164,27 @@ def test_certs_lists_every_kit_and_warns_ahead_of_expiry(consortia):
     assert "renew within" in certificates(a, now=soon)[0].line() and "renew" not in rows[0].line()
 
 
+def test_a_server_kit_with_an_edited_policy_or_no_audit_declaration_fails_and_a_site_s_change_is_a_warning(consortia, tmp_path):
+    server = Path(shutil.copytree(consortia[0] / "server", tmp_path / "server"))
+    assert last(diagnose(server))[:2] == ("policies", True)
+
+    authz = server / "local" / "authorization.json"
+    authz.write_text(authz.read_text().replace('"byoc": "none"', '"byoc": "any"', 1))
+    check, ok, detail = last(diagnose(server))
+    assert (check, ok) == ("policies", False) and "authorization.json" in detail
+
+    shutil.copy(consortia[0] / "server" / "local" / "authorization.json", authz)
+    (server / "startup" / "consortium_audit__p_resources.json").unlink()
+    check, ok, detail = last(diagnose(server))
+    assert (check, ok) == ("policies", False) and "consortium_audit__p_resources.json: missing" in detail
+
+    site = site_kit(tmp_path, consortia[0], 1)
+    privacy = site / "local" / "privacy.json"
+    privacy.write_text(privacy.read_text().replace('"default_scope": "no_dp"', '"default_scope": "dp"'))
+    policies = next(f for f in diagnose(site, timeout=0.5) if f.check == "policies")
+    assert policies.ok and policies.detail.startswith("WARNING") and "privacy.json" in policies.detail
+
+
 def test_a_folder_that_is_not_a_kit_is_named(tmp_path):
     findings = diagnose(tmp_path)
     assert last(findings)[:2] == ("kit", False) and "not a startup kit" in findings[-1].detail
@@ -176,6 +197,6 @@ def test_the_commands_print_every_finding_and_exit_1_at_the_first_failure(consor
         s.bind(("127.0.0.1", 0))
         rc = main(["doctor", str(site_kit(tmp_path, consortia[0], s.getsockname()[1])), "--timeout", "2"])
     out = capsys.readouterr().out
-    assert rc == 1 and out.splitlines()[-1].startswith("FAIL  server reachable") and out.count("ok ") == 5
+    assert rc == 1 and out.splitlines()[-1].startswith("FAIL  server reachable") and out.count("ok ") == 6
     assert main(["certs", str(consortia[0])]) == 0
     assert "hungary" in capsys.readouterr().out

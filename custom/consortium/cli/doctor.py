@@ -210,9 +210,33 @@ def _checks(folder: Path, now: dt.datetime, timeout: float) -> Iterator[Finding]
                                         "use the kit's own rootCA.pem, or request a kit from this consortium")
         return
     yield Finding("root CA", True, f"{kit.cert.name} is signed by {kit.root.name} ({_cn(root.subject)})")
+    if kit.kind != "admin":
+        policies = _policies(folder, kit.kind)
+        yield policies
+        if not policies.ok:
+            return
     if kit.kind == "server":
         return
     yield from _connect(kit, root, now, timeout)
+
+
+def _policies(folder: Path, kind: str) -> Finding:
+    """The kit's site policies against the root CA's signatures (``SitePoliciesBuilder``). FLARE
+    checks only the startup files present: an edited server policy stops our server audit at start,
+    and a deleted audit declaration goes unnoticed by FLARE, so the server fails here. A site's
+    ``local/`` is its own to change: a site's difference is reported, and the checks go on."""
+    from consortium.cli.policies_builder import policy_signature_problems
+
+    if not (Path(folder) / "local" / "signature.json").is_file():
+        return Finding("policies", True, "not signed (a kit packaged from a request: its HE keys carry their own "
+                                         "signatures); nothing to check")
+    problems = policy_signature_problems(Path(folder))
+    if not problems:
+        return Finding("policies", True, "the site policies and audit declaration are those the root CA signed")
+    if kind == "server":
+        return Finding("policies", False, "; ".join(problems) + ": the server refuses to start, or runs without its audit; "
+                                          "re-provision the server kit")
+    return Finding("policies", True, "WARNING, changed since provisioning (the site's own choice?): " + "; ".join(problems))
 
 
 def _connect(kit: Kit, root: x509.Certificate, now: dt.datetime, timeout: float) -> Iterator[Finding]:
