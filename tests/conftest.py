@@ -4,7 +4,9 @@ even when tests fail. FLARE tooling gets an isolated HOME so runs never touch th
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import socket
 from pathlib import Path
 
@@ -14,6 +16,16 @@ REPO = Path(__file__).resolve().parents[1]
 PROJECT_FILE = REPO / "provisioning" / "project.yml"
 JOBS = REPO / "jobs"
 PROFILES = REPO / "poc_workspace" / "scanner_profiles.json"
+
+
+def job_with_rounds(name: str, tmp_path: Path, rounds: int) -> Path:
+    """A copy of ``jobs/name`` (FLARE signs what it submits) running ``rounds`` rounds."""
+    job = Path(shutil.copytree(JOBS / name, tmp_path / name))
+    server = job / "app" / "config" / "config_fed_server.json"
+    config = json.loads(server.read_text())
+    next(w for w in config["workflows"] if w["id"] == "scatter_and_gather")["args"]["num_rounds"] = rounds
+    server.write_text(json.dumps(config))
+    return job
 
 
 def free_port() -> int:

@@ -16,7 +16,7 @@ import pexpect
 import psutil
 import pytest
 
-from conftest import JOBS
+from conftest import JOBS, job_with_rounds
 from consortium.cli import models, poc
 from consortium.cli.main import report, resume
 from consortium.cli.poc_processes import process_tree
@@ -35,16 +35,6 @@ def _tree_status() -> str:
 
 
 TREE_BEFORE = _tree_status()  # at collection, before any test of this module runs
-
-
-def job_with_rounds(name: str, tmp_path: Path, rounds: int) -> Path:
-    """A copy of ``jobs/name`` (FLARE signs what it submits) running ``rounds`` rounds."""
-    job = Path(shutil.copytree(JOBS / name, tmp_path / name))
-    server = job / "app" / "config" / "config_fed_server.json"
-    config = json.loads(server.read_text())
-    next(w for w in config["workflows"] if w["id"] == "scatter_and_gather")["args"]["num_rounds"] = rounds
-    server.write_text(json.dumps(config))
-    return job
 
 
 def test_all_four_hospitals_connect(poc_consortium):

@@ -9,13 +9,12 @@ import contextlib
 import hashlib
 import io
 import json
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import JOBS
+from conftest import job_with_rounds
 from consortium.audit.chain import TRAIL_FILE
 from consortium.cli import audit as audit_cli
 from consortium.cli import poc
@@ -54,12 +53,7 @@ def wait_finished(sess, job_id: str, timeout: float = 180.0) -> dict:
 
 
 def job_copy(tmp_path: Path, rounds: int = 1) -> Path:
-    job = Path(shutil.copytree(JOBS / "heart_fedavg", tmp_path / "heart_fedavg"))  # the API signs what it submits
-    server = job / "app" / "config" / "config_fed_server.json"
-    config = json.loads(server.read_text())
-    next(w for w in config["workflows"] if w["id"] == "scatter_and_gather")["args"]["num_rounds"] = rounds
-    server.write_text(json.dumps(config))
-    return job
+    return job_with_rounds("heart_fedavg", tmp_path, rounds)
 
 
 def test_the_server_audit_started_on_the_signed_policies(poc_consortium):
