@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
 import shutil
 import tempfile
 import time
@@ -30,6 +29,7 @@ import yaml
 
 from consortium.cli.kits import ConfigurationError, Project, provision
 from consortium.cli.paths import default_path
+from consortium.fileio import atomic_write
 
 COMMANDS = ("add-site",)
 JOIN_TIMEOUT_S = 60.0
@@ -70,10 +70,7 @@ def add_site(name: str, org: str, workspace: Path, policies: Project) -> Path:
         shutil.copytree(state, scratch_state)
         kits = provision(Project(policies.path, config), Path(tmp), poc=False)
         shutil.copytree(kits / name, target)
-        part = state / "cert.json.part"
-        shutil.copyfile(scratch_state / "cert.json", part)
-        os.chmod(part, 0o600)
-        os.replace(part, state / "cert.json")
+        atomic_write(state / "cert.json", (scratch_state / "cert.json").read_bytes())  # 0600, as mkstemp makes it
     (workspace / "project.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     return target
 
