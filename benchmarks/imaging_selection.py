@@ -13,7 +13,9 @@ FedAvg), with the job's other settings and rounds, 5 seeds:
    which of the two applied). The grid ran to 10 at first; on validation no value met the rule
    (10 epochs: 0.983 against local-only 0.991 at cleveland), so it was extended to 20 and 40.
 
-Writes benchmarks/results/imaging_selection.md.
+Writes benchmarks/results/imaging_selection.md. Step 2's choice (40) is superseded by
+benchmarks/personalisation_selection.py (10 seeds, same rule): on the tighter estimate 40 falls
+below the local-only model at cleveland and 60 is the fewest that meets it.
 """
 
 from __future__ import annotations

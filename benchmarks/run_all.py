@@ -18,6 +18,7 @@ BENCHMARKS = (
     "heart_standardisation",
     "heart_accuracy",
     "imaging_selection",
+    "personalisation_selection",
     "imaging_segmentation",
     "fednova_imaging",
     "fednova_diagnosis",
