@@ -69,16 +69,16 @@ def provenance() -> list[str]:
 
     command = " ".join([os.path.relpath(sys.executable, REPO) if sys.executable.startswith(str(REPO)) else "python",
                         *map(shown, sys.argv)])
-    return ["", "---", f"Made by `{command}` at commit {git('rev-parse', '--short', 'HEAD')}{dirty}, "
+    return [f"Made by `{command}` at commit {git('rev-parse', '--short', 'HEAD')}{dirty}, "
             f"{time.strftime('%Y-%m-%d')}, on {os.cpu_count()} CPU cores ({platform.machine()}), "
             f"Python {platform.python_version()}, {', '.join(versions)}."]
 
 
 def write_table(name: str, lines: list[str]) -> Path:
-    """Write a result table to benchmarks/results/NAME, with its provenance, and print it."""
+    """Write a result table to benchmarks/results/NAME, its provenance first, and print it."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / name
-    lines = [*lines, *provenance()]
+    lines = [*provenance(), "", *lines]
     path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return path
