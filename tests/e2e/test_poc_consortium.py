@@ -101,7 +101,7 @@ def test_fednova_job_with_heterogeneous_local_work_completes(poc_consortium, tmp
 
 
 def test_segmentation_job_with_site_generated_data_completes(poc_consortium, tmp_path):
-    def fewer_personalisation_epochs(config):  # the job's 40: the mechanism needs fewer
+    def fewer_personalisation_epochs(config):  # the job's 60: the mechanism needs fewer
         config["executors"][0]["executor"]["args"]["personalise_epochs"] = 5
 
     job = job_variant("seg_fedavg", tmp_path, 6, client=fewer_personalisation_epochs)
