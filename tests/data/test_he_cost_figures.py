@@ -1,0 +1,46 @@
+"""The HE cost figures quoted in README.md are those of benchmarks/results/he_cost.md."""
+
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+RESULTS = REPO / "benchmarks" / "results" / "he_cost.md"
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def poc_rows() -> dict[str, list[str]]:
+    rows = {}
+    for line in RESULTS.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) == 6 and ("`seg_fedavg" in cells[0] or cells[0].startswith("NVFlare's HE (")):
+            rows[re.sub(r"^(plaintext|ours under HE) ", "", cells[0]).split(" (")[0]] = cells[1:]
+    return rows
+
+
+def median(cell: str) -> str:
+    return cell.split(" (")[0]
+
+
+def test_the_poc_round_figures_in_readme_are_the_results_file():
+    readme, rows = flat((REPO / "README.md").read_text()), poc_rows()
+    plain, ours, flare = rows["`seg_fedavg`"], rows["`seg_fedavg_he`"], rows["NVFlare's HE"]
+    ratio, spread = re.match(r"^([\d.]+) \(([\d.]+–[\d.]+)\)x$", ours[1]).groups()
+    runs = {k: re.search(r"\((.+)\)", v[0])[1] for k, v in (("plain", plain), ("ours", ours))}
+    assert f"Our HE round / plaintext round: **{ratio}x** (goal <= 1.3x)" in flat(RESULTS.read_text())
+    assert f"plaintext `seg_fedavg` {median(plain[0])} s ({runs['plain']})" in readme
+    assert f"ours under HE `seg_fedavg_he` {median(ours[0])} s ({runs['ours']}), **{ratio}x** the plaintext round ({spread}x" in readme
+    assert f"in a POC of its own) {median(flare[0])} s ({median(flare[1])}x)" in readme
+    assert f"a site spends {median(ours[3])} s a round on HE" in readme
+    assert f"the server {median(ours[4])} s reading and adding ciphertexts" in readme
+    assert f"{median(ours[2])} s a round under HE against {median(plain[2])} s in plaintext" in readme
+
+
+def test_the_aggregation_speedups_in_readme_are_the_results_file():
+    readme = flat((REPO / "README.md").read_text())
+    speedups = re.findall(r"\*\*NVFlare / ours\*\* \| \*\*[\d.]+x bytes\*\* \| [\d.]+x \| [\d.]+x \| \*\*([\d.]+)x\*\*",
+                          RESULTS.read_text())
+    assert len(speedups) == 3
+    assert f"aggregates four sites {'x / '.join(speedups)}x faster" in readme
