@@ -92,9 +92,11 @@ def test_a_recipe_runs_on_the_poc_with_poc_env(poc_consortium, tmp_path):
 
 
 def test_fednova_job_with_heterogeneous_local_work_completes(poc_consortium, tmp_path):
-    folder = submit_and_follow(poc_consortium, JOBS / "heart_fednova", tmp_path / "results", echo=lambda _: None)
+    # 10 of the job's 50 rounds: the mechanism is the same every round (heart_selection.md: 0.796 on validation at 10)
+    folder = submit_and_follow(poc_consortium, job_with_rounds("heart_fednova", tmp_path, 10), tmp_path / "results",
+                               echo=lambda _: None)
     results = load_results(folder)
-    assert len(results.rounds) == 50
+    assert len(results.rounds) == 10
     # epochs x ceil(n_train / 8): cleveland 5 x 25, hungary 3 x 22, switzerland 1 x 4, va-long-beach 2 x 11
     assert results.rounds["local_steps"].iloc[-1] == {"cleveland": 125, "hungary": 66, "switzerland": 4, "va-long-beach": 22}
     assert results.final_pooled_score >= 0.78
@@ -428,7 +430,7 @@ def test_a_site_that_dies_mid_job_leaves_a_completed_job_within_bounded_time(poc
         _component(config, "scatter_and_gather").update(wait_time_after_min_received=2)
         _component(config, "cross_site_eval").update(submit_model_timeout=5, validation_timeout=5)
 
-    job = job_variant("heart_fedavg", tmp_path, 8, server=quick)
+    job = job_variant("heart_fedavg", tmp_path, 6, server=quick)
     ws = Path(poc_consortium.workspace)
     killed: dict[str, float] = {}
 
@@ -450,11 +452,11 @@ def test_a_site_that_dies_mid_job_leaves_a_completed_job_within_bounded_time(poc
         finished = time.monotonic()
         killer.join(5)
         assert "at" in killed, "hungary was never killed"
-        # 6 rounds x 2 s waiting for hungary + 2 x 5 s cross-site timeouts + 10 s outcome wait (conftest), and slack
+        # 4 rounds x 2 s waiting for hungary + 2 x 5 s cross-site timeouts + 10 s outcome wait (conftest), and slack
         assert finished - killed["at"] < 120
         assert any(line.startswith("site hungary stopped answering") and "it goes on without it" in line for line in lines)
         results = load_results(folder)
-        assert list(results.rounds["round"]) == list(range(8))
+        assert list(results.rounds["round"]) == list(range(6))
         contributors = list(results.rounds["contributors"])
         assert contributors[0] == sorted(SITES) and contributors[-1] == sorted(SITES - {"hungary"})
         assert "hungary" not in results.scores.index and results.final_pooled_score >= 0.75
