@@ -76,3 +76,24 @@ def test_norm_bound_rejects_only_above_the_bound():
 def test_norm_bound_must_be_positive(bad):
     with pytest.raises(ValueError, match="max_norm"):
         NormBound(bad)
+
+
+def test_update_norm_is_the_float64_norm_of_every_tensor_as_one_vector():
+    rng = np.random.default_rng(3)
+    big = rng.standard_normal((300, 400)).astype(np.float32)
+    update = {"w": big[:, ::2], "b": np.float32(2.5), "c": rng.standard_normal(7).astype(np.float32)}  # strided, 0-d
+    flat = np.concatenate([np.ravel(np.asarray(v, dtype=np.float64)) for v in update.values()])
+    assert update_norm(update) == pytest.approx(float(np.linalg.norm(flat)), rel=1e-12)
+
+
+def test_a_cosine_given_the_norms_is_the_cosine_computed_without_them():
+    from consortium.aggregation.alerts import cosine
+
+    rng = np.random.default_rng(4)
+    u = {k: rng.standard_normal(50).astype(np.float32) for k in "ab"}
+    d = {k: rng.standard_normal(50).astype(np.float32) for k in "ab"}
+    flat_u, flat_d = (np.concatenate([x[k].astype(np.float64) for k in "ab"]) for x in (u, d))
+    expected = float(flat_u @ flat_d / np.linalg.norm(flat_u) / np.linalg.norm(flat_d))
+    assert cosine(u, d) == pytest.approx(expected, rel=1e-12)
+    assert cosine(u, d, (update_norm(u), update_norm(d))) == pytest.approx(expected, rel=1e-12)
+    assert cosine(u, {"a": d["a"]}) is None and cosine(u, None) is None

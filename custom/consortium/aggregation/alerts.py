@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from consortium.aggregation.checks import update_norm
+from consortium.aggregation.checks import dot64, update_norm
 
 MAD_TO_SD = 1.4826
 
@@ -35,11 +35,16 @@ def robust_z(values: Mapping[str, float]) -> dict[str, float]:
     return {k: (v - med) / scale for k, v in values.items()}
 
 
-def cosine(update: Mapping[str, np.ndarray], direction: Mapping[str, np.ndarray] | None) -> float | None:
+def cosine(update: Mapping[str, np.ndarray], direction: Mapping[str, np.ndarray] | None,
+           norms: tuple[float, float] | None = None) -> float | None:
+    """The cosine between ``update`` and ``direction`` (all tensors as one vector; None without a
+    direction of the same tensors, or when a norm is 0). ``norms``: (‖update‖, ‖direction‖) when
+    the caller has them already."""
     if direction is None or set(direction) != set(update):
         return None
-    dot = sum(float(np.vdot(np.asarray(update[k], dtype=np.float64), np.asarray(direction[k], dtype=np.float64))) for k in update)
-    denom = update_norm(update) * update_norm(direction)
+    dot = sum(dot64(update[k], direction[k]) for k in update)
+    u, d = norms if norms is not None else (update_norm(update), update_norm(direction))
+    denom = u * d
     return dot / denom if denom > 0 else None
 
 

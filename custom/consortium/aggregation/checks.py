@@ -56,8 +56,15 @@ def check_finite(update: Update, reference: Reference) -> None:
 
 
 def update_norm(update: Update) -> float:
-    """The L2 norm of the whole update (all tensors as one vector)."""
-    return float(np.sqrt(sum(float(np.sum(np.square(np.asarray(v, dtype=np.float64)))) for v in update.values())))
+    """The L2 norm of the whole update (all tensors as one vector), summed in float64 without a
+    float64 copy of the update (``einsum`` casts as it goes)."""
+    return float(np.sqrt(sum(dot64(v, v) for v in update.values())))
+
+
+def dot64(a, b) -> float:
+    """The dot product of two tensors (flattened), summed in float64 without a float64 copy."""
+    a, b = np.ravel(np.asarray(a)), np.ravel(np.asarray(b))
+    return float(np.einsum("i,i->", a, b, dtype=np.float64))
 
 
 class NormBound:

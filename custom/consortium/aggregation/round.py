@@ -67,6 +67,7 @@ class RoundAggregation:
         self.rejected: dict[str, str] = {}
         self.norms: dict[str, float] = {}
         self.cosines: dict[str, float] = {}
+        self._previous_norm: float | None = None  # the norm of ``previous``, computed at its first use in the round
         self.rule.reset()
 
     def reject(self, site: str, reason: str) -> str:
@@ -92,7 +93,9 @@ class RoundAggregation:
         self.accepted[site] = result
         if self.alert_threshold is not None:
             self.norms[site] = update_norm(update)
-            c = cosine(update, self.previous)
+            if self.previous is not None and self._previous_norm is None:
+                self._previous_norm = update_norm(self.previous)  # once per round, not once per site
+            c = cosine(update, self.previous, (self.norms[site], self._previous_norm) if self.previous is not None else None)
             if c is not None:
                 self.cosines[site] = c
         return None
