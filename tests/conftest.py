@@ -16,6 +16,17 @@ REPO = Path(__file__).resolve().parents[1]
 PROJECT_FILE = REPO / "provisioning" / "project.yml"
 JOBS = REPO / "jobs"
 PROFILES = REPO / "poc_workspace" / "scanner_profiles.json"
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def flat(text: str) -> str:
+    """Text with every run of whitespace (line breaks included) as one space: a figure quoted in
+    wrapped prose is found whatever the wrapping."""
+    return " ".join(text.split())
+
+
+def readme_text() -> str:
+    return flat((REPO / "README.md").read_text())
 
 
 def job_with_rounds(name: str, tmp_path: Path, rounds: int) -> Path:

@@ -1,14 +1,11 @@
 """The HE cost figures quoted in README.md are those of benchmarks/results/he_cost.md."""
 
 import re
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-RESULTS = REPO / "benchmarks" / "results" / "he_cost.md"
+from conftest import RESULTS as RESULTS_DIR
+from conftest import flat, readme_text
 
-
-def flat(text: str) -> str:
-    return " ".join(text.split())
+RESULTS = RESULTS_DIR / "he_cost.md"
 
 
 def poc_rows() -> dict[str, list[str]]:
@@ -25,7 +22,7 @@ def median(cell: str) -> str:
 
 
 def test_the_poc_round_figures_in_readme_are_the_results_file():
-    readme, rows = flat((REPO / "README.md").read_text()), poc_rows()
+    readme, rows = readme_text(), poc_rows()
     plain, ours, flare = rows["`seg_fedavg`"], rows["`seg_fedavg_he`"], rows["NVFlare's HE"]
     ratio, spread = re.match(r"^([\d.]+) \(([\d.]+–[\d.]+)\)x$", ours[1]).groups()
     runs = {k: re.search(r"\((.+)\)", v[0])[1] for k, v in (("plain", plain), ("ours", ours))}
@@ -39,7 +36,7 @@ def test_the_poc_round_figures_in_readme_are_the_results_file():
 
 
 def test_the_aggregation_speedups_in_readme_are_the_results_file():
-    readme = flat((REPO / "README.md").read_text())
+    readme = readme_text()
     speedups = re.findall(r"\*\*NVFlare / ours\*\* \| \*\*[\d.]+x bytes\*\* \| [\d.]+x \| [\d.]+x \| \*\*([\d.]+)x\*\*",
                           RESULTS.read_text())
     assert len(speedups) == 3

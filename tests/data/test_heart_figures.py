@@ -2,19 +2,11 @@
 files that the benchmark scripts write (benchmarks/results/heart_*.md)."""
 
 import re
-from pathlib import Path
 
 import pytest
 
 import consortium.data.standardisation as standardisation
-
-REPO = Path(__file__).resolve().parents[2]
-RESULTS = REPO / "benchmarks" / "results"
-
-
-def flat(text: str) -> str:
-    """Text with every run of whitespace (line breaks included) as one space."""
-    return " ".join(text.split())
+from conftest import RESULTS, flat, readme_text
 
 
 def means(results_file: str) -> dict[str, tuple[str, ...]]:
@@ -36,7 +28,7 @@ def row(rows: dict, prefix: str) -> tuple[str, ...]:
 
 @pytest.fixture(scope="module")
 def readme() -> str:
-    return flat((REPO / "README.md").read_text())
+    return readme_text()
 
 
 def test_standardisation_figures_in_readme_and_docstring_are_the_results_file():
@@ -44,7 +36,7 @@ def test_standardisation_figures_in_readme_and_docstring_are_the_results_file():
     global_, per_site = row(rows, "global")[0], row(rows, "per site")[0]
     quoted = f"global standardisation {global_} pooled-test accuracy, per-site standardisation {per_site}"
 
-    assert quoted in flat((REPO / "README.md").read_text())
+    assert quoted in readme_text()
     assert quoted in flat(standardisation.__doc__)
 
 

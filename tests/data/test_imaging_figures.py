@@ -2,17 +2,12 @@
 benchmark scripts write (benchmarks/results/imaging_segmentation.md, fednova_imaging.md)."""
 
 import re
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-RESULTS = REPO / "benchmarks" / "results"
+from conftest import JOBS, RESULTS, flat, readme_text
+
 SITES = ("cleveland", "hungary", "switzerland", "va-long-beach")
-
-
-def flat(text: str) -> str:
-    return " ".join(text.split())
 
 
 def table_means(results_file: str, after: str) -> dict[str, tuple[str, ...]]:
@@ -36,7 +31,7 @@ def table_means(results_file: str, after: str) -> dict[str, tuple[str, ...]]:
 
 @pytest.fixture(scope="module")
 def readme() -> str:
-    return flat((REPO / "README.md").read_text())
+    return readme_text()
 
 
 def test_own_site_figures_in_readme_are_the_results_file(readme):
@@ -83,7 +78,7 @@ def test_the_jobs_personalisation_epochs_are_the_validation_choice_and_the_readm
     import json
 
     rows, chosen = selection_rows()
-    client = json.loads((REPO / "jobs" / "seg_fedavg" / "app" / "config" / "config_fed_client.json").read_text())
+    client = json.loads((JOBS / "seg_fedavg" / "app" / "config" / "config_fed_client.json").read_text())
     assert client["executors"][0]["executor"]["args"]["personalise_epochs"] == chosen
     assert f"`personalise_epochs`, {chosen} in `jobs/seg_fedavg`" in readme
     local, first, picked = (rows[k][0] for k in ("local-only", "personalised, 40 epochs", f"personalised, {chosen} epochs"))

@@ -4,12 +4,11 @@ monai and tenseal; and every results file is made by a script that `make bench` 
 
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-RESULTS = REPO / "benchmarks" / "results"
+from conftest import REPO, RESULTS
+
 PROVENANCE = re.compile(r"^Made by `(?P<command>[^`]+)` at commit (?P<commit>[0-9a-f]{7,40})(?P<dirty> \(with uncommitted "
                         r"changes\))?, (?P<date>\d{4}-\d\d-\d\d), on (?P<cores>\d+) CPU cores \([^)]+\), Python [\d.]+, "
                         r"(?P<versions>.+)\.$")
