@@ -1,7 +1,8 @@
 """Federated segmentation in process: the sites' data from the POC scanner profiles, the training
 the segmentation executor runs (``consortium.learning.segmentation``, same seeds per round and
 site) and the aggregation the FLARE aggregator runs (``consortium.aggregation.round``), without
-FLARE processes. Shared by benchmarks/imaging_selection.py and benchmarks/fednova_imaging.py.
+FLARE processes. Shared by benchmarks/imaging_selection.py, personalisation_selection.py and
+fednova_imaging.py, with the personalisation-epochs rule the two selection scripts apply.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from consortium.aggregation.weighting import make_weighting
 from consortium.data.imaging import DEFAULT_TEST_FRACTION, generate_site, load_profiles, site_split, split_indices
 from consortium.learning.fednova import local_normaliser
 from consortium.learning.loop import get_weights, set_weights
-from consortium.learning.segmentation import SegmentationUNet, dice_scores, predict, train_segmentation
+from consortium.learning.segmentation import SegmentationUNet, dice_scores, personalised_dice, predict, train_segmentation
 from consortium.learning.settings import LocalTrainingSettings
 from consortium.protocol import SiteResult
 
@@ -115,3 +116,28 @@ def local_only(site_name: str, site: Site, settings: LocalTrainingSettings, roun
     for r in range(rounds):
         train_segmentation(model, *site.train, config, seed=settings.round_seed(r, site_name) + 7)
     return model
+
+
+def personalised_by_site(model: torch.nn.Module, sites: dict[str, Site], settings: LocalTrainingSettings, seed: int,
+                         epochs: int) -> dict[str, float]:
+    """Each site's Dice of ``model`` fine-tuned there for ``epochs`` epochs (the executor's
+    personalisation, seeded as the job's executor with ``seed``)."""
+    return {n: float(personalised_dice(model, s.train, s.test, replace(settings.train_config(n), epochs=epochs),
+                                       seed=replace(settings, seed=seed).round_seed(-1, n)).mean())
+            for n, s in sites.items()}
+
+
+def site_mean(runs: list[dict[str, float]], site: str) -> float:
+    """The mean over seeds of one site's score."""
+    return float(np.mean([r[site] for r in runs]))
+
+
+def fewest_meeting_local(personalised: dict[int, list[dict]], local: list[dict], sites: list[str]) -> tuple[int, dict[int, bool], str]:
+    """The personalisation-epochs rule: the fewest epochs whose fine-tuned model scores at least the
+    local-only model at every site (means over seeds); if none does, the highest mean over sites.
+    Returns (chosen epochs, {epochs: meets local-only everywhere}, which of the two applied)."""
+    beats = {k: all(site_mean(runs, n) >= site_mean(local, n) for n in sites) for k, runs in personalised.items()}
+    if any(beats.values()):
+        return min(k for k, ok in beats.items() if ok), beats, "the fewest meeting local-only at every site"
+    best = max(personalised, key=lambda k: np.mean([site_mean(personalised[k], n) for n in sites]))
+    return best, beats, "no value met local-only at every site: the best mean"

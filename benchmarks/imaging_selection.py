@@ -26,9 +26,16 @@ from dataclasses import replace
 import numpy as np
 import torch
 from common import write_table
-from imaging_inprocess import dice_by_site, federate, job_settings, local_only, site_data
-
-from consortium.learning.segmentation import personalised_dice
+from imaging_inprocess import (
+    dice_by_site,
+    federate,
+    fewest_meeting_local,
+    job_settings,
+    local_only,
+    personalised_by_site,
+    site_data,
+    site_mean,
+)
 
 SEEDS = range(5)
 LOCAL_EPOCHS = (1, 2)
@@ -56,23 +63,16 @@ def main() -> None:
                              for n, s in sites.items()})
             print(f"epochs {e} seed {seed}: global {glob[e][-1]}", flush=True)
 
-    def mean(runs: list[dict], site: str) -> float:
-        return float(np.mean([r[site] for r in runs]))
-
-    worst = {e: min(mean(glob[e], n) for n in names) for e in LOCAL_EPOCHS}
+    worst = {e: min(site_mean(glob[e], n) for n in names) for e in LOCAL_EPOCHS}
     best_worst = max(worst.values())
     chosen_e = min(e for e in LOCAL_EPOCHS if worst[e] >= best_worst - TIE)
     settings = replace(base, epochs=chosen_e)  # step 2 runs on the chosen local epochs only
     for seed, model in zip(SEEDS, models[chosen_e], strict=True):
         for k in PERSONALISE_EPOCHS:
-            pers[chosen_e][k].append({n: float(personalised_dice(model, s.train, s.test, replace(settings.train_config(n), epochs=k),
-                                                                 seed=replace(settings, seed=seed).round_seed(-1, n)).mean())
-                                      for n, s in sites.items()})
+            pers[chosen_e][k].append(personalised_by_site(model, sites, settings, seed, k))
         means = [round(float(np.mean(list(pers[chosen_e][k][-1].values()))), 3) for k in PERSONALISE_EPOCHS]
         print(f"personalised, seed {seed}: {means}", flush=True)
-    beats = {k: all(mean(pers[chosen_e][k], n) >= mean(local[chosen_e], n) for n in names) for k in PERSONALISE_EPOCHS}
-    chosen_k = (min(k for k in PERSONALISE_EPOCHS if beats[k]) if any(beats.values()) else
-                max(PERSONALISE_EPOCHS, key=lambda k: np.mean([mean(pers[chosen_e][k], n) for n in names])))
+    chosen_k, beats, rule = fewest_meeting_local(pers[chosen_e], local[chosen_e], names)
 
     lines = [f"# Choosing seg_fedavg's local epochs and personalisation epochs on a validation split ({rounds} rounds, "
              f"{len(SEEDS)} seeds, mean Dice)", "",
@@ -87,10 +87,8 @@ def main() -> None:
         rows += [(f"personalised, {k} epochs" + (" (>= local-only everywhere)" if beats[k] else ""),
                   pers[e][k]) for k in PERSONALISE_EPOCHS if e == chosen_e]
         for label, runs in rows:
-            vals = [mean(runs, n) for n in names]
+            vals = [site_mean(runs, n) for n in names]
             lines.append(f"| {e} | {label} | " + " | ".join(f"{v:.3f}" for v in vals) + f" | {min(vals):.3f} | {np.mean(vals):.3f} |")
-    rule = ("the fewest meeting local-only at every site" if any(beats.values())
-            else "no value met local-only at every site: the best mean")
     lines += ["", f"Chosen: **{chosen_e} local epoch(s)** per round, **personalise_epochs {chosen_k}** ({rule}). "
               f"Run time {time.perf_counter() - started:.0f} s.", ""]
     write_table("imaging_selection.md", lines)

@@ -20,11 +20,19 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
 
 import numpy as np
 from common import write_table
-from imaging_inprocess import dice_by_site, federate, job_settings, local_only, site_data
+from imaging_inprocess import (
+    dice_by_site,
+    federate,
+    fewest_meeting_local,
+    job_settings,
+    local_only,
+    personalised_by_site,
+    site_data,
+    site_mean,
+)
 
 SEEDS = range(10)
 PERSONALISE_EPOCHS = (40, 60, 80)
@@ -34,17 +42,13 @@ def one_seed(seed: int) -> tuple[dict, dict, dict]:
     """(global, local-only, {epochs: personalised}) validation Dice per site for one seed."""
     import torch
 
-    from consortium.learning.segmentation import personalised_dice
-
     torch.set_num_threads(1)
     sites = site_data(validation=True)
     settings, rounds, model_args = job_settings()
     model = federate(sites, settings, rounds, "fedavg", seed, model_args)
     glob = dice_by_site(model, sites)
     local = {n: dice_by_site(local_only(n, s, settings, rounds, seed, model_args), {n: s})[n] for n, s in sites.items()}
-    pers = {k: {n: float(personalised_dice(model, s.train, s.test, replace(settings.train_config(n), epochs=k),
-                                           seed=replace(settings, seed=seed).round_seed(-1, n)).mean())
-                for n, s in sites.items()} for k in PERSONALISE_EPOCHS}
+    pers = {k: personalised_by_site(model, sites, settings, seed, k) for k in PERSONALISE_EPOCHS}
     print(f"seed {seed}: local-only {local}; personalised {pers}", flush=True)
     return glob, local, pers
 
@@ -59,14 +63,7 @@ def main() -> None:
     local = [r[1] for r in runs]
     pers = {k: [r[2][k] for r in runs] for k in PERSONALISE_EPOCHS}
 
-    def mean(rs: list[dict], site: str) -> float:
-        return float(np.mean([r[site] for r in rs]))
-
-    beats = {k: all(mean(pers[k], n) >= mean(local, n) for n in names) for k in PERSONALISE_EPOCHS}
-    chosen = (min(k for k in PERSONALISE_EPOCHS if beats[k]) if any(beats.values()) else
-              max(PERSONALISE_EPOCHS, key=lambda k: np.mean([mean(pers[k], n) for n in names])))
-    rule = ("the fewest meeting local-only at every site" if any(beats.values())
-            else "no value met local-only at every site: the best mean")
+    chosen, beats, rule = fewest_meeting_local(pers, local, names)
     lines = [f"# Personalisation epochs for seg_fedavg, re-chosen on the validation split ({rounds} rounds, "
              f"{settings.epochs} local epochs, {len(SEEDS)} seeds, mean Dice)", "",
              "Each site's training images split 75/25 into train/validation (the test split is not used). Written "
@@ -78,7 +75,7 @@ def main() -> None:
     rows += [(f"personalised, {k} epochs" + (" (>= local-only everywhere)" if beats[k] else ""), pers[k])
              for k in PERSONALISE_EPOCHS]
     for label, rs in rows:
-        vals = [mean(rs, n) for n in names]
+        vals = [site_mean(rs, n) for n in names]
         lines.append(f"| {label} | " + " | ".join(f"{v:.4f}" for v in vals) + f" | {min(vals):.4f} | {np.mean(vals):.4f} |")
     lines += ["", "Paired per seed, personalised − local-only on the site's validation images: mean, standard error "
               "of the mean, and the seeds (of " f"{len(SEEDS)}) where personalised is below.", "",
