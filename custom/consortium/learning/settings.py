@@ -1,15 +1,65 @@
 """A site executor's local-training settings: one typed, validated record built from the keyword
-arguments of the job's JSON (``executors[].executor.args``), one to one."""
+arguments of the job's JSON (``executors[].executor.args``), one to one.
+
+Every field is checked by type and range before anything uses it, so a job with ``lr: "fast"``
+fails when the executor is built, with ``ValueError("lr = 'fast' must be a positive number")``,
+not with a ``TypeError`` deep in training. :data:`SCALAR_RULES` holds those rules; ``consortium
+validate`` (:mod:`consortium.cli.job_values`) applies the same ones to the job's JSON.
+"""
 
 from __future__ import annotations
 
+import math
 import zlib
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 
 from consortium.learning.loop import TrainConfig
 from consortium.privacy.dp_sgd import DPSGDConfig
+
+MAX_EPOCHS = 1_000  # local epochs per round (the shipped jobs use at most 5; fine-tuning at most 60)
+MAX_BATCH_SIZE = 65_536
+
+
+def is_integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value) -> bool:
+    """A finite int or float (a bool is not a number here)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _epochs(value) -> bool:
+    return is_integer(value) and 1 <= value <= MAX_EPOCHS
+
+
+EPOCHS_RULE = (_epochs, f"must be an integer in [1, {MAX_EPOCHS}]")
+# field: (test, the rule a refused value breaks); site_epochs and dp_sgd are checked entry by entry
+SCALAR_RULES: dict[str, tuple[Callable[[object], bool], str]] = {
+    "epochs": EPOCHS_RULE,
+    "lr": (lambda v: is_number(v) and v > 0, "must be a positive number"),
+    "batch_size": (lambda v: is_integer(v) and 1 <= v <= MAX_BATCH_SIZE, f"must be an integer in [1, {MAX_BATCH_SIZE}]"),
+    "momentum": (lambda v: is_number(v) and 0 <= v < 1, "must be a number in [0, 1)"),
+    "fedprox_mu": (lambda v: v is None or (is_number(v) and v >= 0), "must be a number >= 0 or null"),
+    "seed": (is_integer, "must be an integer"),
+}
+# dp_sgd's fields by type (DPSGDConfig checks their ranges and how they combine)
+DP_SGD_TYPES: dict[str, tuple[Callable[[object], bool], str]] = {
+    "max_grad_norm": (lambda v: is_number(v) and v > 0, "must be a positive number"),
+    "noise_multiplier": (lambda v: v is None or (is_number(v) and v > 0), "must be a positive number or null"),
+    "target_epsilon": (lambda v: v is None or (is_number(v) and v > 0), "must be a positive number or null"),
+    "delta": (lambda v: is_number(v) and 0 < v < 1, "must be a number in (0, 1)"),
+    "planned_rounds": (lambda v: v is None or (is_integer(v) and v >= 1), "must be an integer >= 1 or null"),
+    "accountant": (lambda v: isinstance(v, str), "must be a string"),
+}
+
+
+def _check(name: str, value, rule: tuple[Callable[[object], bool], str]) -> None:
+    test, why = rule
+    if not test(value):
+        raise ValueError(f"{name} = {value!r} {why}")
 
 
 @dataclass(frozen=True)
@@ -34,27 +84,30 @@ class LocalTrainingSettings:
     dp_sgd: DPSGDConfig | Mapping | None = None
 
     def __post_init__(self) -> None:
+        """ValueError naming the first field whose value has the wrong type or range."""
+        for name, rule in SCALAR_RULES.items():
+            _check(name, getattr(self, name), rule)
         if not isinstance(self.site_epochs, Mapping):
-            raise ValueError(f"site_epochs must map site names to epochs, got {self.site_epochs!r}")
-        self.train_config()  # validates epochs, lr, batch_size, momentum
+            raise ValueError(f"site_epochs = {self.site_epochs!r} must map site names to epochs")
         for site, epochs in self.site_epochs.items():
             if not isinstance(site, str) or not site:
                 raise ValueError(f"site_epochs: key {site!r} must be a site name")
-            try:
-                replace(self.train_config(), epochs=epochs)
-            except ValueError as e:
-                raise ValueError(f"site_epochs[{site!r}]: {e}") from None
+            _check(f"site_epochs[{site!r}]", epochs, EPOCHS_RULE)
         object.__setattr__(self, "site_epochs", MappingProxyType(dict(self.site_epochs)))
-        if self.fedprox_mu is not None and not (isinstance(self.fedprox_mu, int | float) and self.fedprox_mu >= 0):
-            raise ValueError(f"fedprox_mu must be a number >= 0 or null, got {self.fedprox_mu!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        self.train_config()  # TrainConfig's own checks
         if self.dp_sgd is not None and not isinstance(self.dp_sgd, DPSGDConfig):
+            if not isinstance(self.dp_sgd, Mapping):
+                raise ValueError(f"dp_sgd = {self.dp_sgd!r} must map DP-SGD's settings to values, or be null")
+            for name, rule in DP_SGD_TYPES.items():
+                if name in self.dp_sgd:
+                    _check(f"dp_sgd.{name}", self.dp_sgd[name], rule)
             object.__setattr__(self, "dp_sgd", DPSGDConfig.from_args(self.dp_sgd))
 
     @classmethod
     def from_args(cls, args: Mapping, defaults: Mapping | None = None) -> LocalTrainingSettings:
         """From a job config's executor arguments; an unknown argument is an error naming it."""
+        if not isinstance(args, Mapping):
+            raise ValueError(f"local-training arguments = {args!r} must map names to values")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(args) - known)
         if unknown:
