@@ -26,6 +26,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 
+REFUSAL_HEADER = "consortium_privacy_refusal"
+"""A result header: why the site sends no update (its audit trail, its DP budget, a check at the
+site). The server's round record keeps it per site under ``withheld``. Its text is the site's
+own, about the site's state, never about its data."""
+
 
 class Task(StrEnum):
     """Task names the server sends to the sites."""

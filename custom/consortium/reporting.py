@@ -162,10 +162,13 @@ def event_lines(results: JobResults) -> list[str]:
         lines += [f"**Training stopped early**: {status.get('reason')}", ""]
     sites = sorted(set(results.n_test.index) | {s for c in _column(results, "contributors", list) if c for s in c})
     events = []
-    for rnd, contributors, rejected, alerts in zip(results.rounds["round"], _column(results, "contributors", list),
-                                                    _column(results, "rejected"), _column(results, "alerts"), strict=True):
-        missing = sorted(set(sites) - set(contributors) - set(rejected or {})) if contributors is not None else []
+    for rnd, contributors, rejected, withheld, alerts in zip(
+            results.rounds["round"], _column(results, "contributors", list), _column(results, "rejected"),
+            _column(results, "withheld"), _column(results, "alerts"), strict=True):
+        answered = set(rejected or {}) | set(withheld or {})
+        missing = sorted(set(sites) - set(contributors) - answered) if contributors is not None else []
         parts = [f"rejected {s}: {why}" for s, why in sorted((rejected or {}).items())]
+        parts += [f"withheld by {s}: {why}" for s, why in sorted((withheld or {}).items()) if s not in (rejected or {})]
         parts += [f"no result from {s}" for s in missing]
         parts += [f"ALERT {s}: {why}" for s, why in sorted((alerts or {}).items())]
         if parts:

@@ -198,8 +198,54 @@ def test_a_result_flare_turned_away_is_named_with_the_sites_reason(engine, fl_ct
     agg.aggregate(fl_ctx)
 
     line = records(tmp_path)[-1]
-    assert line["rejected"] == {"b": "b returned PRIVACY_REFUSED: epsilon 1.6 would exceed the site budget 1.5"}
+    assert line["withheld"] == {"b": "epsilon 1.6 would exceed the site budget 1.5"}
+    assert line["rejected"] == {"b": "b withheld its result (PRIVACY_REFUSED): epsilon 1.6 would exceed the site budget 1.5"}
     assert line["epsilon"] == {"a": 0.7} and line["incomplete"] == {}
+
+
+def test_a_result_the_site_s_audit_trail_withheld_is_listed_with_the_site_s_reason(engine, fl_ctx, tmp_path):
+    from consortium.aggregation.round_summary import RoundSummary
+    from consortium.flare.site_audit import withhold
+
+    engine.handlers.append(RoundProgressWriter())
+    agg = RoundAggregator()
+    held = result("cleveland", [5.0, 5.0])
+    withhold(held, "audit trail not writable at cleveland")  # what the site sends instead of its update
+    assert not agg.accept(held, fl_ctx)
+    agg.accept(result("a", [1.0, 1.0]), fl_ctx)
+
+    agg.aggregate(fl_ctx)
+
+    line = records(tmp_path)[-1]
+    assert line["withheld"] == {"cleveland": "audit trail not writable at cleveland"}
+    assert line["contributors"] == ["a"] and "cleveland withheld its result (AUDIT_FAILED)" in line["rejected"]["cleveland"]
+    summary = RoundSummary(**{k: line[k] for k in RoundSummary.__dataclass_fields__ if k in line})
+    assert summary.line(2).endswith("withheld: cleveland (audit trail not writable at cleveland)")  # what submit prints
+
+
+def test_an_error_reply_without_a_reason_stays_rejected_and_the_withheld_list_starts_afresh_each_round(
+        engine, fl_ctx, tmp_path):
+    from nvflare.apis.shareable import make_reply
+
+    from consortium.flare.round_aggregator import REFUSAL_HEADER
+
+    engine.handlers.append(RoundProgressWriter())
+    agg = RoundAggregator()
+    refused = make_reply("PRIVACY_REFUSED")
+    refused.set_header(REFUSAL_HEADER, "budget spent")
+    agg.record_refusal("b", "PRIVACY_REFUSED", refused, fl_ctx)
+    agg.accept(result("a", [1.0, 1.0]), fl_ctx)
+    agg.aggregate(fl_ctx)
+    fl_ctx.set_prop(AppConstants.CURRENT_ROUND, 4, private=True, sticky=False)
+    agg.record_refusal("b", "EXECUTION_EXCEPTION", make_reply("EXECUTION_EXCEPTION"), fl_ctx)
+    agg.accept(result("a", [1.0, 1.0], rnd=4), fl_ctx)
+
+    agg.aggregate(fl_ctx)
+
+    first, second = records(tmp_path)[-2:]
+    assert first["withheld"] == {"b": "budget spent"}
+    assert second["withheld"] == {}
+    assert second["rejected"] == {"b": "b returned EXECUTION_EXCEPTION: no reason given"}
 
 
 def test_a_revoked_site_s_result_is_refused_from_the_moment_the_admin_revokes_it(engine, fl_ctx, tmp_path):

@@ -1,5 +1,10 @@
-"""What the server records about one round: who contributed, who was rejected and why, what was
-missing, mean training loss and pooled score.
+"""What the server records about one round: who contributed, who was rejected and why, who
+withheld its result and why, what was missing, mean training loss and pooled score.
+
+``rejected`` holds every result that was not combined, with the server's reason; ``withheld``
+those of them the site itself held back, with the reason the site gave in its result's refusal
+header (its audit trail could not be written, its DP budget is spent, a check of the job's
+configuration failed), as the site worded it.
 
 The pooled score is that of the round's *received* global model on the union of the sites' test
 splits: ``sum_k score_sum_k / sum_k n_k``, the per-example metric (accuracy, Dice) averaged over
@@ -12,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from consortium.protocol import SiteResult
 
@@ -34,16 +39,24 @@ class RoundSummary:
     site_cosines: dict[str, float] = field(default_factory=dict)  # cosine to the previous global update
     alerts: dict[str, str] = field(default_factory=dict)  # site -> why its update is an outlier
     epsilon: dict[str, float] = field(default_factory=dict)  # site -> its privacy loss for this job so far (DP)
+    withheld: dict[str, str] = field(default_factory=dict)  # site -> the reason it gave for sending no update
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def with_withheld(self, withheld: Mapping[str, str]) -> RoundSummary:
+        """This record with ``withheld`` (site -> the reason the site gave) added."""
+        return replace(self, withheld=dict(sorted({**self.withheld, **withheld}.items()))) if withheld else self
 
     def line(self, total_sites: int | None = None) -> str:
         of = f"/{total_sites}" if total_sites else ""
         text = (f"round {self.round:3d}  sites {self.sites}{of}  mean loss {self.mean_train_loss:.4f}  "
                 f"pooled {self.metric} {self.pooled_score:.3f}")
-        if self.rejected:
-            text += "  rejected: " + "; ".join(f"{s} ({r})" for s, r in sorted(self.rejected.items()))
+        rejected = {s: r for s, r in self.rejected.items() if s not in self.withheld}
+        if rejected:
+            text += "  rejected: " + "; ".join(f"{s} ({r})" for s, r in sorted(rejected.items()))
+        if self.withheld:  # the site's own words (its reason is also in ``rejected``)
+            text += "  withheld: " + "; ".join(f"{s} ({r})" for s, r in sorted(self.withheld.items()))
         if self.incomplete:
             text += "  incomplete: " + ", ".join(sorted(self.incomplete))
         if self.alerts:

@@ -34,13 +34,13 @@ from nvflare.apis.fl_context import FLContext
 from nvflare.apis.shareable import ReservedHeaderKey, Shareable, make_reply
 from nvflare.apis.utils.fl_context_utils import add_job_audit_event
 
-from consortium.flare.round_aggregator import REFUSAL_HEADER
 from consortium.privacy.declaration import EPSILON_KEY, KEYS, MODEL_OF_KEY, declare, declared
 from consortium.privacy.dp_sgd import MECHANISM as DP_SGD
 from consortium.privacy.gaussian import gaussian_update
 from consortium.privacy.ledger import BudgetExceeded, PrivacyLedger, Release
 from consortium.privacy.policy import UpdatePrivacyPolicy
 from consortium.privacy.release import coarsen_count, coarsen_sum, released_meta
+from consortium.protocol import REFUSAL_HEADER
 
 GAUSSIAN_UPDATE = "gaussian_update"
 PRIVACY_REFUSED = "PRIVACY_REFUSED"

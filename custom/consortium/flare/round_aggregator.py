@@ -44,11 +44,10 @@ from consortium.aggregation.round import DEFAULT_ALERT_Z, RoundAggregation
 from consortium.aggregation.server_step import make_server_step
 from consortium.aggregation.weighting import make_weighting
 from consortium.flare.result_io import ReceivedResult, read_shareable, site_of
-from consortium.protocol import SiteResult
+from consortium.protocol import REFUSAL_HEADER, SiteResult  # REFUSAL_HEADER: imported from here by the site filters
 from consortium.revocation import DenyList
 
 ROUND_RECORD_EVENT = "consortium.round_record"
-REFUSAL_HEADER = "consortium_privacy_refusal"  # a site's reason for refusing a release (privacy filter)
 ROUND_RECORD_PROP = "consortium.round_record"
 
 
@@ -141,6 +140,7 @@ class RoundAggregator(Aggregator):
         self._site_bytes: dict[str, int] = {}
         self._site_load_seconds: dict[str, float] = {}  # reading a result into the round (ciphertexts: deserialising)
         self._combine_seconds: float | None = None  # the server's time to check and combine the last round
+        self._withheld: dict[str, str] = {}  # site -> the reason it gave for withholding this round's result
         self._deny_list: DenyList | None = None  # FLARE's disabled_clients.json of the server, from the run's start
         if (resume_from is None) != (resume_sha256 is None):
             raise ValueError(f"aggregator: resume_from ({resume_from!r}) and resume_sha256 ({resume_sha256!r}) go together")
@@ -185,6 +185,7 @@ class RoundAggregator(Aggregator):
             self.round.start(number or 0, model.get(ModelLearnableKey.WEIGHTS) if model is not None else None)
             self._round_number = number
             self._site_seconds, self._site_bytes, self._site_load_seconds = {}, {}, {}
+            self._withheld = {}
         return self.round
 
     def quorum_shortfall(self, fl_ctx: FLContext) -> QuorumShortfall | None:
@@ -198,11 +199,18 @@ class RoundAggregator(Aggregator):
                                f"min_accepted is {rnd.min_accepted}" + (f"; rejected: {why}" if why else ""))
 
     def record_refusal(self, site: str, return_code: str, shareable: Shareable, fl_ctx: FLContext) -> None:
-        """A result FLARE turned away before ``accept`` (an error reply, a site's privacy refusal):
-        named in the round record with the site's reason when it gave one."""
-        reason = shareable.get_header(REFUSAL_HEADER) or "no reason given"
+        """A result FLARE turned away before ``accept`` (an error reply, a site's refusal). One with
+        the site's reason in :data:`REFUSAL_HEADER` (its audit trail, its DP budget, a check at the
+        site) is listed in the round record under ``withheld`` with that reason; one without,
+        under ``rejected``. Either way it counts as an answer that was not accepted."""
         self._arrived(site)
-        self._rejected(fl_ctx, self._current(fl_ctx).reject(site, f"{site} returned {return_code}: {reason}"))
+        rnd = self._current(fl_ctx)
+        reason = shareable.get_header(REFUSAL_HEADER)
+        if reason:
+            self._withheld[site] = str(reason)
+            self._rejected(fl_ctx, rnd.reject(site, f"{site} withheld its result ({return_code}): {reason}"))
+        else:
+            self._rejected(fl_ctx, rnd.reject(site, f"{site} returned {return_code}: no reason given"))
 
     def _rejected(self, fl_ctx: FLContext, reason: str) -> None:
         """A rejection goes to the log, FLARE's job audit trail and (via the round) the round record."""
@@ -229,7 +237,7 @@ class RoundAggregator(Aggregator):
             self._rejected(fl_ctx, rnd.reject(site, f"{site} quarantined ({self.controls.quarantined[site]}); result refused"))
             return False
         if shareable.get_return_code(ReturnCode.OK) != ReturnCode.OK:
-            self._rejected(fl_ctx, rnd.reject(site, f"{site} returned {shareable.get_return_code()}"))
+            self.record_refusal(site, shareable.get_return_code(), shareable, fl_ctx)
             return False
         contributed = shareable.get_cookie(AppConstants.CONTRIBUTION_ROUND)
         if contributed is not None and rnd.round_number is not None and contributed != rnd.round_number:
@@ -256,6 +264,7 @@ class RoundAggregator(Aggregator):
         self._round_number = None  # the next accept() starts the next round against the new global model
         started = time.perf_counter()
         update, record = rnd.close(finished_at=time.time())
+        record = record.with_withheld(self._withheld)
         self._combine_seconds = time.perf_counter() - started
         accepted = rnd.last_accepted
         self.log_info(fl_ctx, record.line())

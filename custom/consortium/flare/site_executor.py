@@ -32,7 +32,7 @@ from consortium.learning.settings import LocalTrainingSettings
 from consortium.privacy.declaration import MODEL_OF_KEY, declare
 from consortium.privacy.dp_sgd import MECHANISM as DP_SGD
 from consortium.privacy.dp_sgd import train_dp_sgd
-from consortium.protocol import SiteResult, Task
+from consortium.protocol import REFUSAL_HEADER, SiteResult, Task
 
 
 @dataclass(frozen=True)
@@ -128,9 +128,11 @@ class SiteExecutor(Executor):
         if handler is None:
             self.log_error(fl_ctx, f"unknown task {task_name!r}")
             return make_reply(ReturnCode.TASK_UNKNOWN)
-        if self.config_error:
+        if self.config_error:  # the server's round record names the reason (withheld)
             self.log_error(fl_ctx, f"task {task_name} refused: {self.config_error}")
-            return make_reply(ReturnCode.EXECUTION_EXCEPTION)
+            reply = make_reply(ReturnCode.EXECUTION_EXCEPTION)
+            reply.set_header(REFUSAL_HEADER, f"{self.config_error} (at {self.site(fl_ctx)})")
+            return reply
         try:
             return handler(shareable, fl_ctx)
         except Exception as e:  # report the failure to the server instead of dying silently
