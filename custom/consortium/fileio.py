@@ -40,3 +40,54 @@ def atomic_write(path: Path, data: bytes | str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def path_under(root: Path | str, *parts: str | Path) -> Path:
+    """``root/parts...`` resolved (links and ``..`` followed), after checking that it lies under
+    ``root`` resolved; ConfigurationError naming both otherwise. Use it for every path made from
+    a name or a path that a user, a job or a peer gave, before anything is written there."""
+    from consortium.names import ConfigurationError
+
+    base = Path(root).resolve()
+    target = base.joinpath(*parts).resolve()
+    if target != base and not target.is_relative_to(base):
+        shown = os.path.join(*map(os.fspath, parts)) if parts else ""
+        raise ConfigurationError(f"{shown!r} leads to {target}, outside {base}: refused")
+    return target
+
+
+SECRET_SUFFIXES = (".key", ".tenseal", ".pfx", ".p12")  # private keys, CKKS contexts, key stores
+SECRET_NAMES = ("cert.json",)  # FLARE's provisioning state: the root CA's and every kit's private key
+SECRET_MODE = 0o600
+
+
+def is_secret(path: Path) -> bool:
+    """A file only its owner may read: a private key, a CKKS context, FLARE's provisioning state."""
+    path = Path(path)
+    return path.suffix in SECRET_SUFFIXES or path.name in SECRET_NAMES
+
+
+def restrict_secrets(root: Path) -> list[Path]:
+    """Make every secret file under ``root`` (:func:`is_secret`; links not followed) mode 0600;
+    returns the files whose mode was changed. For files written by another tool (FLARE's
+    provisioner) with the default umask."""
+    changed = []
+    for path in sorted(Path(root).rglob("*")):
+        if path.is_symlink() or not path.is_file() or not is_secret(path):
+            continue
+        if path.stat().st_mode & 0o777 != SECRET_MODE:
+            path.chmod(SECRET_MODE)
+            changed.append(path)
+    return changed
+
+
+@contextlib.contextmanager
+def owner_only() -> Iterator[None]:
+    """Run the block with umask 077: whatever it creates (FLARE's provisioner: keys, cert.json)
+    is readable by its owner only from the moment it exists. The umask is the process's: use it
+    around single-threaded work."""
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)
