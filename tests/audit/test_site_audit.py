@@ -123,7 +123,7 @@ def test_a_round_is_recorded_from_the_task_received_to_the_update_that_left_afte
     started, received, released, ended = records(tmp_path)
     assert started == {"event": "job_started", "site": "cleveland", "job": "job1", "scope": "dp"}
     assert received == {"event": "task_received", "site": "cleveland", "job": "job1", "task": "train", "task_id": "t1",
-                        "round": 3, "data_sha256": content_sha256(payload(data))}
+                        "round": 3, "data_sha256": content_sha256(payload(data)), "server_head": None}
     assert released["event"] == "result_sent" and released["round"] == 3 and released["return_code"] == ReturnCode.OK
     assert released["filters"] == [
         {"filter": "consortium.flare.privacy_filter.GaussianUpdatePrivacy", "source": "site"},
@@ -190,7 +190,7 @@ def test_a_result_that_cannot_be_recorded_does_not_leave(fl_ctx, tmp_path, engin
     sent = leave(audit, fl_ctx, update())
 
     assert sent.get_return_code() == AUDIT_FAILED and payload(sent) == {}
-    assert "could not be recorded" in sent.get_header(REFUSAL_HEADER)
+    assert sent.get_header(REFUSAL_HEADER) == "withheld: audit trail not writable at cleveland"
     assert EventType.FATAL_SYSTEM_ERROR in engine.events  # the job stops at this site
 
 

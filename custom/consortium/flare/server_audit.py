@@ -7,7 +7,10 @@ Where it is declared: ``startup/consortium_audit__p_resources.json`` of the serv
 :class:`consortium.cli.policies_builder.SitePoliciesBuilder` before FLARE signs the kit. FLARE
 builds the components of ``*__p_resources.json`` in the server *parent* process only (the one that
 runs the admin commands and the job runner), while ``server_train`` has ``chdir``-ed into the
-workspace, and in secure mode refuses to start when that file is unsigned or altered.
+workspace, and in secure mode refuses to start when that file is unsigned or altered. Every line
+is signed with the server's kit key (``startup/server.key``, :mod:`consortium.audit.signing`); a
+kit whose key cannot be read stops the server. The job process's half (the sites' trail heads) is
+:mod:`consortium.flare.server_heads`.
 
 **Denied admin commands (a patch of FLARE, pinned to nvflare 2.9.0).** FLARE's admin command chain
 is ``LoginModule -> AuthzFilter -> CommandAudit -> handler`` (``FedAdminServer.__init__``);
@@ -65,6 +68,7 @@ from consortium.audit.server_trail import (
     job_refused_record,
     keep_job_audit,
 )
+from consortium.audit.signing import kit_signer
 
 PINNED_NVFLARE = "2.9.0"
 PINNED_SOURCES = {  # dotted name -> SHA-256 of inspect.getsource(), as read and checked by hand
@@ -172,7 +176,7 @@ class ServerAuditTrail(FLComponent):
         if not isinstance(folder, str) or not folder:
             raise ValueError(f"ServerAuditTrail arg folder = {folder!r}: must be a folder name")
         self.folder = Path(folder).resolve()
-        self.trail = AuditTrail(self.folder)
+        self.trail = AuditTrail(self.folder, signer=kit_signer(Path.cwd()))  # KitKeyError: the server does not start
         self._lock = threading.Lock()
         signed = _check_own_policies(Path.cwd())
         install_denial_audit(self.record_denial)

@@ -24,12 +24,22 @@ Events (nvflare 2.9.0, ``private/fed/client/client_runner.py``):
   (the executor or a filter raised; FLARE then sends an error code without data): ``task_failed``.
 * ``END_RUN``: ``job_ended``.
 
+Signed and anchored (:mod:`consortium.audit.signing`, :mod:`consortium.audit.anchors`): in a
+provisioned site kit every line is signed with the site's kit key (``startup/client.key``); a kit
+whose key cannot be read writes nothing (the job stops, as below). Without a kit (FLARE's
+simulator) lines are unsigned and ``audit verify`` says so. Every result that leaves carries the
+head of the trail after its own ``result_*`` line in the header :data:`SITE_HEAD_HEADER` (the
+server records it); every ``task_received`` line keeps the server trail head the task carried
+(``server_head``, None when the server sent none).
+
 Fail closed: FLARE logs and swallows a handler's exception, so the component acts itself. If the
-``result_*`` line cannot be written (disk, permissions, a damaged trail), or the result cannot be
-digested, the result is emptied *in place* before FLARE sends it: only the return code
-:data:`AUDIT_FAILED` and a reason (the privacy refusal header the server's aggregator reports)
-leave the site, and the job is stopped at the site (``system_panic``). If ``job_started`` or
-``task_received`` cannot be written, the job is stopped the same way. A trail whose end does not
+``result_*`` line cannot be written (disk, permissions, a damaged trail, no kit key), or the result
+cannot be digested, the result is emptied *in place* before FLARE sends it: only the return code
+:data:`AUDIT_FAILED` and the reason "withheld: audit trail not writable at <site>" (the refusal
+header the server's aggregator reports) leave the site, and the job is stopped at the site
+(``system_panic``). If ``job_started`` or ``task_received`` cannot be written, the job is stopped
+the same way. A line written whose head file could not be written is recorded (the error log says
+so, naming the record): the next append writes that head first or appends nothing. A trail whose end does not
 match its head file is never extended: the site trains no more until an admin has run
 ``consortium audit verify`` and moved the damaged trail aside (keep it as evidence).
 
@@ -54,8 +64,10 @@ from nvflare.apis.shareable import ReservedHeaderKey, Shareable
 from nvflare.apis.utils.task_utils import get_filters
 from nvflare.app_common.app_constant import AppConstants
 
-from consortium.audit.chain import AuditTrail
+from consortium.audit.anchors import SERVER_HEAD_HEADER, SITE_HEAD_HEADER, head_value, parse_head
+from consortium.audit.chain import AuditTrail, HeadNotWritten, Link
 from consortium.audit.digest import content_sha256
+from consortium.audit.signing import kit_signer
 from consortium.flare.round_aggregator import REFUSAL_HEADER
 from consortium.privacy.declaration import EPSILON_KEY
 
@@ -91,25 +103,29 @@ class SiteAuditTrail(FLComponent):
 
     # -- helpers ---------------------------------------------------------------------------------
     def trail(self, fl_ctx: FLContext) -> AuditTrail:
+        """The site's trail, signing with the kit key (KitKeyError: a kit whose key is unusable)."""
         if self._trail is None:
+            root = Path(fl_ctx.get_engine().get_workspace().get_root_dir())
             folder = Path(self.folder)
-            if not folder.is_absolute():
-                folder = Path(fl_ctx.get_engine().get_workspace().get_root_dir()) / folder
-            self._trail = AuditTrail(folder)
+            self._trail = AuditTrail(folder if folder.is_absolute() else root / folder, signer=kit_signer(root))
         return self._trail
 
     @staticmethod
     def _context(fl_ctx: FLContext) -> dict:
         return {"site": fl_ctx.get_identity_name(), "job": fl_ctx.get_job_id()}
 
-    def _write(self, fl_ctx: FLContext, record: dict) -> bool:
-        """Append ``record``; on failure log it, stop the job at this site and return False."""
+    def _write(self, fl_ctx: FLContext, record: dict) -> Link | None:
+        """Append ``record``: the trail's new head; on failure log it, stop the job at this site
+        and return None. A line whose head file failed is recorded: logged, and its head returned."""
         try:
-            self.trail(fl_ctx).append(record)
-            return True
-        except Exception as e:  # disk, permissions, a damaged trail, a record that is not JSON
+            return self.trail(fl_ctx).append(record)
+        except HeadNotWritten as e:
+            self.log_error(fl_ctx, f"audit trail: {record.get('event')} recorded as record {e.link.seq}, but its head "
+                                   f"file could not be written ({e.__cause__}); the next record writes it first")
+            return e.link
+        except Exception as e:  # disk, permissions, a damaged trail, no kit key, a record that is not JSON
             self._panic(fl_ctx, f"audit trail: {record.get('event')} not recorded ({e})")
-            return False
+            return None
 
     def _panic(self, fl_ctx: FLContext, reason: str) -> None:
         self.log_error(fl_ctx, f"{reason}; stopping the job at this site")
@@ -154,8 +170,10 @@ class SiteAuditTrail(FLComponent):
         data = fl_ctx.get_prop(FLContextKey.TASK_DATA)
         task = {**self._context(fl_ctx), "task": fl_ctx.get_prop(FLContextKey.TASK_NAME),
                 "task_id": fl_ctx.get_prop(FLContextKey.TASK_ID), "round": None}
-        record = {"event": "task_received", **task, "data_sha256": None}
+        record = {"event": "task_received", **task, "data_sha256": None, "server_head": None}
         if isinstance(data, Shareable):
+            carried = parse_head(data.get_header(SERVER_HEAD_HEADER))
+            record["server_head"] = head_value(carried) if carried else None
             task["round"] = record["round"] = _round(data.get_header(AppConstants.CURRENT_ROUND))
             try:
                 record["data_sha256"] = content_sha256(payload(data))
@@ -175,12 +193,14 @@ class SiteAuditTrail(FLComponent):
         try:
             record = {**task, **self.describe(result, fl_ctx, task_name)}
         except Exception as e:  # e.g. a type the digest does not know: it does not leave unrecorded
-            reason = f"audit trail: the result of {task_name} cannot be digested ({e}); withheld"
-            withhold(result, reason)
-            self._panic(fl_ctx, reason)
+            withhold(result, f"withheld: the result of {task_name} cannot be digested for the audit trail at {task['site']}")
+            self._panic(fl_ctx, f"audit trail: the result of {task_name} cannot be digested ({e}); withheld")
             return
-        if not self._write(fl_ctx, record):
-            withhold(result, "audit trail: the result could not be recorded at the site; withheld")
+        head = self._write(fl_ctx, record)
+        if head is None:
+            withhold(result, f"withheld: audit trail not writable at {task['site']}")
+        else:
+            result.set_header(SITE_HEAD_HEADER, head_value(head))  # after the line: not in its digest
 
     def describe(self, result: Shareable, fl_ctx: FLContext, task_name: str) -> dict:
         """What a result's line says about it: outcome, return code, filters, ε, HE, digest."""
