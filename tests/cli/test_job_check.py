@@ -62,7 +62,7 @@ def test_unknown_nested_model_class_is_found(job):
 def test_min_clients_larger_than_consortium_is_refused(job):
     server = job / "app" / "config" / "config_fed_server.json"
     _edit(server, lambda d: d["workflows"][1]["args"].update(min_clients=5))
-    with pytest.raises(ConfigurationError, match=r"workflows\[1\]\.args\.min_clients = 5 is larger than the consortium \(4 sites\)"):
+    with pytest.raises(ConfigurationError, match=r"workflows\[1\]\.args\.min_clients = 5 .*(larger than|at most) the consortium"):
         check_job(job, sites=SITES)
 
 
@@ -75,7 +75,7 @@ def test_job_carrying_code_is_refused(job):
 def test_site_epochs_naming_a_site_outside_the_consortium_is_refused(job):
     client = job / "app" / "config" / "config_fed_client.json"
     _edit(client, lambda d: d["executors"][0]["executor"]["args"].update(site_epochs={"clevland": 5, "hungary": 3}))
-    with pytest.raises(ConfigurationError, match=r"executors\[0\]\.executor\.args\.site_epochs names \['clevland'\]"):
+    with pytest.raises(ConfigurationError, match=r"executors\[0\]\.executor\.args\.site_epochs names \[?'clevland'"):
         check_job(job, sites=SITES)
 
 
@@ -103,16 +103,16 @@ def test_shipped_jobs_use_only_allowed_classes(name, allowed):
 def test_an_executor_outside_the_allow_list_is_refused_naming_it_and_the_list(job, allowed):
     client = job / "app" / "config" / "config_fed_client.json"
     _edit(client, lambda d: d["executors"][0]["executor"].update(path="os.system"))
-    with pytest.raises(ConfigurationError, match=r"executors\[0\]\.executor\.path = 'os\.system' is not on the consortium's class "
+    with pytest.raises(ConfigurationError, match=r"executors\[0\]\.executor\.path = 'os\.system' refused: not on the class "
                                                  r"allow-list \(.*class_allow_list\.json\)"):
         check_job(job, sites=SITES, allowed=allowed)
 
 
-def test_allow_list_prefixes_follow_flare():
+def test_allow_list_admits_exact_entries_only_and_a_prefix_admits_nothing():
     from consortium.cli.job_check import AllowList
 
-    allowed = AllowList(None, ("consortium.", "nvflare.app_opt.pt.file_model_persistor.PTFileModelPersistor"))
+    allowed = AllowList(None, ("consortium.", "consortium.flare.round_aggregator.RoundAggregator"))
     assert allowed.admits("consortium.flare.round_aggregator.RoundAggregator")
-    assert allowed.admits("nvflare.app_opt.pt.file_model_persistor.PTFileModelPersistor")
-    assert not allowed.admits("consortiumx.Evil")
-    assert not allowed.admits("nvflare.app_opt.pt.file_model_persistor.PTFileModelPersistorX")
+    assert not allowed.admits("consortium.cli.main.main")
+    assert not allowed.admits("consortium.flare.round_aggregator.RoundAggregator.x")
+    assert not allowed.admits("consortium.")

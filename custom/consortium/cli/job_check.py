@@ -1,42 +1,42 @@
-"""Check a FLARE job folder before it is submitted: files present, JSON valid, every component
-class importable and on the consortium's class allow-list (the list the kits enforce), no
-bring-your-own-code, min_clients no larger than the consortium, and every site an executor's
-``site_epochs`` names a site of the consortium.
+"""Check a FLARE job folder before it is submitted, with the rules the server and the sites apply
+at deployment, and more:
 
-Every problem names the file, the field and the value.
+* ``meta.json``: its ``deploy_map`` names apps by plain names (a folder of the job: ``../x`` is
+  refused before anything is read) and sites of the consortium (``server``, ``@ALL`` or a site);
+* no file over its size limit, and every app holds configuration only
+  (:func:`consortium.job_content.check_app_content`, the sites' own check);
+* each config's values typed and in range (:func:`consortium.cli.job_values.check_config_values`);
+* every class path (``path``, nested ``{"path", "args"}``, ``model_path``) through the one
+  resolver (:func:`consortium.allowlist.resolve_component`): on the allow-list, checked before
+  anything is imported, then a class of its role;
+* min_clients no larger than the consortium, ``site_epochs`` naming its sites.
+
+Every problem names the file, the field and the value (ConfigurationError, no traceback).
 """
 
 from __future__ import annotations
 
-import importlib
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from consortium.allowlist import DEFAULT_ALLOWED, ComponentRefused, entry_problem, path_arguments, resolve_component
 from consortium.cli.kits import ConfigurationError, Project, class_allow_list, read_json
+from consortium.job_content import MAX_CONFIG_BYTES, MAX_MODEL_BYTES, JobContentRefused, app_files, check_app_content
 
 SERVER_CONFIG = "config_fed_server.json"
 CLIENT_CONFIG = "config_fed_client.json"
-
-
-def _paths(node, where: str) -> Iterator[tuple[str, str]]:
-    """Every ``"path"`` naming a class in a config, with its location (e.g. ``components[1].args.model``)."""
-    if isinstance(node, dict):
-        if isinstance(node.get("path"), str):
-            yield where, node["path"]
-        for k, v in node.items():
-            yield from _paths(v, f"{where}.{k}" if where else k)
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            yield from _paths(v, f"{where}[{i}]")
+APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # FLARE's job/app names, without '.' (no '..')
+DEPLOY_TARGETS = ("server", "@ALL")
 
 
 @dataclass(frozen=True)
 class AllowList:
-    """The class paths a site admits (FLARE's rule: an entry ending in '.' is a package prefix,
-    any other entry admits that path and what lies below it), and the file they come from."""
+    """The class paths a site admits: exact entries only (a prefix entry, ending in '.', admits
+    nothing), and the file they come from."""
 
-    source: Path
+    source: Path | None
     entries: tuple[str, ...]
 
     @classmethod
@@ -53,14 +53,7 @@ class AllowList:
         return cls(path, tuple(entries))
 
     def admits(self, path: str) -> bool:
-        return any(path == e or path.startswith(e if e.endswith(".") else f"{e}.") for e in self.entries)
-
-
-def resolve_class(path: str):
-    module, _, name = path.rpartition(".")
-    if not module:
-        raise ImportError(f"{path!r} is not a dotted class path")
-    return getattr(importlib.import_module(module), name)
+        return entry_problem(path) is None and path in self.entries
 
 
 def _min_clients(node, where: str) -> Iterator[tuple[str, int]]:
@@ -77,38 +70,89 @@ def _min_clients(node, where: str) -> Iterator[tuple[str, int]]:
 
 
 def _site_epochs(config: dict) -> Iterator[tuple[str, object]]:
-    for i, entry in enumerate(config.get("executors") or []):
-        args = (entry.get("executor") or {}).get("args") if isinstance(entry, dict) else None
+    executors = config.get("executors")
+    for i, entry in enumerate(executors if isinstance(executors, list) else []):
+        executor = entry.get("executor") if isinstance(entry, dict) else None
+        args = executor.get("args") if isinstance(executor, dict) else None
         if isinstance(args, dict) and "site_epochs" in args:
             yield f"executors[{i}].executor.args.site_epochs", args["site_epochs"]
 
 
+def _deploy_apps(job: Path, meta: dict, sites: Sequence[str] | None) -> list[str]:
+    """The app names of ``meta``'s deploy_map, each a plain name and deployed to known targets."""
+    where = job / "meta.json"
+    deploy = meta.get("deploy_map")
+    if not isinstance(deploy, dict) or not deploy:
+        raise ConfigurationError(f"{where}: field 'deploy_map' must map app names to sites, got {deploy!r}")
+    for app, targets in deploy.items():
+        if not APP_NAME.match(app):
+            raise ConfigurationError(f"{where}: field deploy_map names the app {app!r}: an app is a plain folder name of "
+                                     "the job (letters, digits, '_', '-'), never a path")
+        if isinstance(targets, dict):
+            targets = targets.get("sites")
+        if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
+            raise ConfigurationError(f"{where}: field deploy_map.{app} = {targets!r} must be a list of site names")
+        known = set(DEPLOY_TARGETS) | set(sites) if sites is not None else None
+        unknown = sorted(set(targets) - known) if known is not None else []
+        if unknown:
+            raise ConfigurationError(f"{where}: field deploy_map.{app} names {unknown}, not sites of this consortium "
+                                     f"{sorted(sites)} (nor 'server' or '@ALL')")
+    return list(deploy)
+
+
+def _job_files(job: Path, apps: list[str]) -> None:
+    """ConfigurationError for a file of ``job`` outside meta.json and its apps, or an app that is
+    not configuration only (sizes are read from the directory, nothing is opened)."""
+    for entry in sorted(job.iterdir()):
+        if entry.name == "meta.json":
+            if entry.is_symlink() or entry.stat().st_size > MAX_CONFIG_BYTES:
+                raise ConfigurationError(f"{entry}: a link or over the limit of {MAX_CONFIG_BYTES} bytes")
+        elif entry.name not in apps and not entry.name.startswith(".__nvfl_"):
+            size = entry.stat().st_size if entry.is_file() else 0
+            big = f" ({size} bytes, over the limit of {MAX_MODEL_BYTES})" if size > MAX_MODEL_BYTES else ""
+            raise ConfigurationError(f"{entry}: not an app of meta.json's deploy_map {apps}{big}: a job folder holds "
+                                     "meta.json and its apps only")
+    for app in apps:
+        if not (job / app).is_dir() or (job / app).is_symlink():
+            raise ConfigurationError(f"{job / app}: app folder missing (named in {job / 'meta.json'} deploy_map)")
+        try:
+            app_files(job / app)
+        except JobContentRefused as e:
+            raise ConfigurationError(str(e)) from None
+
+
+def _check_values(path: Path, config: dict, sites: Sequence[str] | None) -> None:
+    from consortium.cli.job_values import check_config_values  # typed values and ranges (its own module)
+
+    check_config_values(path, config, sites)
+
+
 def check_job(job: Path | str, sites: Sequence[str] | None = None, allowed: AllowList | None = None) -> dict:
-    """Validate ``job`` against a consortium of ``sites`` and its class allow-list (None: skip the
-    checks that need them); returns its meta.json. Raises ConfigurationError on the first problem."""
+    """Validate ``job`` against a consortium of ``sites`` (None: skip the checks that need them)
+    and its class allow-list (None: the default, :data:`consortium.allowlist.DEFAULT_ALLOWED`);
+    returns its meta.json. Raises ConfigurationError on the first problem."""
     job = Path(job)
     if not job.is_dir():
         raise ConfigurationError(f"{job}: job folder not found")
-    meta = read_json(job / "meta.json")
-    deploy = meta.get("deploy_map")
-    if not isinstance(deploy, dict) or not deploy:
-        raise ConfigurationError(f"{job / 'meta.json'}: field 'deploy_map' must map app names to sites, got {deploy!r}")
+    entries = DEFAULT_ALLOWED if allowed is None else allowed.entries
+    source = str(allowed.source) if allowed is not None and allowed.source else "consortium.allowlist.DEFAULT_ALLOW_LIST"
+    meta_path = job / "meta.json"
+    if meta_path.is_file() and meta_path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigurationError(f"{meta_path}: {meta_path.stat().st_size} bytes, over the limit of {MAX_CONFIG_BYTES}")
+    meta = read_json(meta_path)
+    apps = _deploy_apps(job, meta, sites)
+    _job_files(job, apps)
     counts = [("meta.json: min_clients", meta["min_clients"])] if "min_clients" in meta else []
-    for app in deploy:
-        config_dir = job / app / "config"
-        if (job / app / "custom").exists():
-            raise ConfigurationError(f"{job / app / 'custom'}: jobs carry no code (sites admit installed consortium.* only)")
+    for app in apps:
         for name in (SERVER_CONFIG, CLIENT_CONFIG):
-            path = config_dir / name
+            path = job / app / "config" / name
             config = read_json(path)
-            for where, cls in _paths(config, ""):
-                if allowed is not None and not allowed.admits(cls):
-                    raise ConfigurationError(f"{path}: field {where}.path = {cls!r} is not on the consortium's class "
-                                             f"allow-list ({allowed.source}); the sites would refuse the job")
+            _check_values(path, config, sites)
+            for arg in path_arguments(config):
                 try:
-                    resolve_class(cls)
-                except (ImportError, AttributeError) as e:
-                    raise ConfigurationError(f"{path}: field {where}.path = {cls!r} names no importable class ({e})") from e
+                    resolve_component(arg.path, arg.role, entries, where=f"field {arg.where}", source=source)
+                except ComponentRefused as e:
+                    raise ConfigurationError(f"{path}: {e}; the server and the sites would refuse the job") from None
             counts += [(f"{path.name}: {w}", v) for w, v in _min_clients(config, "")]
             for where, value in _site_epochs(config):
                 if not isinstance(value, dict):
@@ -117,6 +161,10 @@ def check_job(job: Path | str, sites: Sequence[str] | None = None, allowed: Allo
                 if unknown:
                     raise ConfigurationError(f"{path}: field {where} names {unknown}, not sites of this consortium "
                                              f"{sorted(sites)}")
+        try:
+            check_app_content(job / app, entries, source)  # what the server and every site check at deployment
+        except JobContentRefused as e:
+            raise ConfigurationError(str(e)) from None
     for where, value in counts:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigurationError(f"{job}: {where} = {value!r} must be a positive integer")

@@ -3,11 +3,16 @@
 What a kit gets (one definition, :meth:`SitePolicies.files_for`, also used by
 :func:`consortium.cli.kits.install_site_policies` for kits made elsewhere):
 
-* ``local/resources.json``: FLARE's ``resources.json.default`` with the consortium's class
-  allow-list (``site_policies/class_allow_list.json``); at the server, job and snapshot storage
+* ``local/resources.json``: FLARE's ``resources.json.default`` with the consortium's closed class
+  allow-list: :data:`consortium.allowlist.DEFAULT_ALLOW_LIST` (exact classes, generated from the
+  recipe catalogue) plus the consortium's own ``extra_allowed`` exact class paths
+  (``site_policies/class_allow_list.json``; a prefix is refused); at the server, job and snapshot storage
   under the provisioning workspace instead of ``/tmp/nvflare``;
 * ``local/authorization.json``: ``site_policies/authorization.json`` byte for byte;
 * ``local/privacy.json`` at every client site (:mod:`consortium.cli.site_privacy`);
+* ``startup/fed_server.json`` / ``startup/fed_client.json``: FLARE's, with ``"app_validator"``
+  set to :class:`consortium.flare.job_content.JobContentValidator`, which refuses at deployment
+  an app carrying anything beyond its config files, or a class off the kit's allow-list;
 * at the server, ``startup/consortium_audit__p_resources.json``: the server audit component
   (:mod:`consortium.flare.server_audit`), which FLARE adds to the server *parent* process's
   components (``*__p_resources.json``, nvflare 2.9 ``Workspace.get_config_files_for_startup``).
@@ -33,6 +38,7 @@ from pathlib import Path
 
 from nvflare.lighter.spec import Builder
 
+from consortium.allowlist import DEFAULT_ALLOW_LIST, DEFAULT_ALLOWED, entry_problem
 from consortium.cli.kits import ConfigurationError, read_json
 
 SIGNATURE_FILE = "signature.json"  # nvflare.lighter.constants.ProvFileName.SIGNATURE_JSON
@@ -40,6 +46,7 @@ SERVER_AUDIT_FILE = "consortium_audit__p_resources.json"
 SERVER_AUDIT_COMPONENT = {"id": "consortium_server_audit", "path": "consortium.flare.server_audit.ServerAuditTrail",
                           "args": {"folder": "audit"}}
 LOCAL_POLICY_FILES = ("resources.json", "authorization.json", "privacy.json")
+APP_VALIDATOR = {"path": "consortium.flare.job_content.JobContentValidator", "args": {}}
 
 
 def _json_bytes(obj) -> bytes:
@@ -58,20 +65,22 @@ class SitePolicies:
 
     @classmethod
     def load(cls, folder: Path | str) -> SitePolicies:
-        from nvflare.app_common.default_component_policy import DEFAULT_CLASS_ALLOW_LIST
-
         folder = Path(folder)
         if not folder.is_dir():
             raise ConfigurationError(f"{folder}: site policy folder not found")
         allow_file = folder / "class_allow_list.json"
         allow = read_json(allow_file)
         extra = allow.get("extra_allowed")
-        if not isinstance(extra, list) or not all(isinstance(e, str) and e for e in extra):
-            raise ConfigurationError(f"{allow_file}: field 'extra_allowed' must be a list of class paths, got {extra!r}")
+        if not isinstance(extra, list):
+            raise ConfigurationError(f"{allow_file}: field 'extra_allowed' must be a list of exact class paths, got {extra!r}")
+        for i, entry in enumerate(extra):
+            problem = entry_problem(entry)
+            if problem is not None:
+                raise ConfigurationError(f"{allow_file}: field extra_allowed[{i}] = {entry!r}: {problem}")
         mode = allow.get("class_list_enforcement_mode", "enforce")
         if mode != "enforce":
             raise ConfigurationError(f"{allow_file}: field 'class_list_enforcement_mode' = {mode!r}; only 'enforce' is supported")
-        allowed = (*DEFAULT_CLASS_ALLOW_LIST, *(e for e in extra if e not in DEFAULT_CLASS_ALLOW_LIST))
+        allowed = closed_allow_list(extra)
         authz_file = folder / "authorization.json"
         authz = read_json(authz_file)
         if not isinstance(authz.get("permissions"), dict):
@@ -98,12 +107,31 @@ class SitePolicies:
         if is_server and storage_root is not None:
             _point_storage(resources, Path(storage_root))
         files = {"local/resources.json": _json_bytes(resources), "local/authorization.json": self.authorization}
+        startup = Path(local).parent / "startup"
+        fed = "fed_server.json" if is_server else "fed_client.json"
+        files[f"startup/{fed}"] = _with_app_validator(startup / fed)
         if is_server:
             files[f"startup/{SERVER_AUDIT_FILE}"] = _json_bytes({"components": [SERVER_AUDIT_COMPONENT]})
         else:
             files["local/privacy.json"] = _json_bytes(
                 site_privacy_policy(self.privacy_template, site, self.folder / "privacy.json"))
         return files
+
+
+def _with_app_validator(fed: Path) -> bytes:
+    """``fed`` (a kit's fed_server.json / fed_client.json) declaring :data:`APP_VALIDATOR`; its
+    bytes unchanged when it already does (a later builder may rewrite it in its own layout)."""
+    config = read_json(fed)
+    if config.get("app_validator") == APP_VALIDATOR:
+        return fed.read_bytes()
+    return _json_bytes(config | {"app_validator": APP_VALIDATOR})
+
+
+def closed_allow_list(extra=()) -> tuple[str, ...]:
+    """The list a kit enforces: the default (by role, in :data:`DEFAULT_ALLOW_LIST`'s order), then
+    ``extra`` entries not already on it."""
+    default = [p for entries in DEFAULT_ALLOW_LIST.values() for p in entries]
+    return (*default, *dict.fromkeys(e for e in extra if e not in DEFAULT_ALLOWED))
 
 
 def _point_storage(resources: dict, root: Path) -> None:

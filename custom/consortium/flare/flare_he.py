@@ -16,7 +16,7 @@ from nvflare.apis.filter import Filter
 from nvflare.apis.fl_context import FLContext
 from nvflare.apis.shareable import Shareable
 
-from consortium.flare.tabular_executor import build_model
+from consortium.allowlist import build_model
 from consortium.learning.loop import get_weights
 
 
@@ -37,7 +37,7 @@ def reshape_to(weights: dict, shapes: dict[str, tuple[int, ...]]) -> dict:
 class ReshapeToModel(Filter):
     def __init__(self, model_path: str, model_args: dict | None = None) -> None:
         super().__init__()
-        self.shapes = {k: tuple(v.shape) for k, v in get_weights(build_model(model_path, model_args or {})).items()}
+        self.shapes = {k: tuple(v.shape) for k, v in get_weights(build_model(model_path, model_args or {}, where="ReshapeToModel args.model_path")).items()}
 
     def process(self, shareable: Shareable, fl_ctx: FLContext) -> Shareable:
         dxo = from_shareable(shareable)

@@ -26,6 +26,7 @@ from nvflare.app_common.app_constant import AppConstants
 from nvflare.app_common.app_event_type import AppEventType
 from nvflare.app_opt.pt.file_model_persistor import PTFileModelPersistor
 
+from consortium.allowlist import build_model
 from consortium.flare.round_aggregator import ROUND_RECORD_EVENT, ROUND_RECORD_PROP
 from consortium.registry.store import FOLDER, ModelRegistry, RegistryError, load_arrays
 
@@ -90,9 +91,15 @@ class ModelRegistryWriter(FLComponent):
 class ResumablePTPersistor(PTFileModelPersistor):
     def __init__(self, *args, resume_from: str | None = None, resume_sha256: str | None = None,
                  resume_source: str | None = None, **kwargs) -> None:
-        """``resume_from``: a registry ``.npz`` inside the job's app folder to start from;
+        """``model``: a torch module, a component id, or ``{"path": ..., "args": ...}`` built here
+        through the allow-list (FLARE's own persistor imports a dict's path unchecked);
+        ``resume_from``: a registry ``.npz`` inside the job's app folder to start from;
         ``resume_sha256``: its hash (required with it); ``resume_source``: where it came from
         (shown in the new job's registry)."""
+        model = kwargs.get("model", args[0] if args else None)
+        if isinstance(model, dict):  # FLARE's persistor would import its "path" with no allow-list check
+            built = build_model(model.get("path"), model.get("args") or {}, where="persistor args.model.path")
+            args, kwargs = ((built, *args[1:]), kwargs) if args else (args, {**kwargs, "model": built})
         super().__init__(*args, **kwargs)
         if (resume_from is None) != (resume_sha256 is None):
             raise ValueError(f"persistor: resume_from ({resume_from!r}) and resume_sha256 ({resume_sha256!r}) go together")

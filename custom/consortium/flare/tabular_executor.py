@@ -11,14 +11,13 @@ Besides the shared tasks of :class:`~consortium.flare.site_executor.SiteExecutor
 
 from __future__ import annotations
 
-import importlib
-
 import torch
 from nvflare.apis.dxo import DXO, DataKind, from_shareable
 from nvflare.apis.fl_constant import ReturnCode
 from nvflare.apis.fl_context import FLContext
 from nvflare.apis.shareable import Shareable, make_reply
 
+from consortium.allowlist import build_model  # the one resolver; flare_he and he_server use it from here
 from consortium.data.heart_disease import SiteSplit, load_centre
 from consortium.data.standardisation import Standardiser, local_moments
 from consortium.flare.site_executor import Score, SiteExecutor
@@ -26,14 +25,6 @@ from consortium.learning.loop import TrainConfig
 from consortium.learning.settings import LocalTrainingSettings
 from consortium.learning.tabular import evaluate, tabular_loader, train_local
 from consortium.protocol import Task
-
-
-def build_model(path: str, args: dict) -> torch.nn.Module:
-    """Instantiate ``path`` (a ``consortium.`` class) with ``args``."""
-    if not path.startswith("consortium."):
-        raise ValueError(f"model_path must name a consortium.* class, got {path!r}")
-    module, _, name = path.rpartition(".")
-    return getattr(importlib.import_module(module), name)(**args)
 
 
 class TabularExecutor(SiteExecutor):
@@ -58,7 +49,7 @@ class TabularExecutor(SiteExecutor):
         **training: :class:`~consortium.learning.settings.LocalTrainingSettings` (epochs,
             site_epochs, lr, batch_size, momentum, fedprox_mu, seed, dp_sgd).
         """
-        super().__init__(build_model(model_path, model_args or {}), LocalTrainingSettings.from_args(training))
+        super().__init__(build_model(model_path, model_args or {}, where="executor args.model_path"), LocalTrainingSettings.from_args(training))
         self.centre = centre
         self.data_path = data_path
         self.data: SiteSplit | None = None

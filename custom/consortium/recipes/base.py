@@ -81,7 +81,7 @@ class ConsortiumRecipe(Recipe):
 
     def server_components(self) -> list[ComponentSpec]:
         c, model = self.config, self.model()
-        resolve_class(model["path"])
+        resolve_class(model["path"], "model", where="persistor args.model.path")
         if c.he:
             head = [ComponentSpec("persistor", f"{HE_SERVER}.EncryptedRoundPersistor", {"model": model}),
                     ComponentSpec("shareable_generator", f"{HE_SERVER}.EncryptedRoundShareableGenerator")]

@@ -5,40 +5,42 @@ FLARE's :class:`~nvflare.job_config.api.FedJob` places executors, workflows and 
 type, so each role has its own description type (:class:`ExecutorSpec` is an ``Executor``,
 :class:`WorkflowSpec` a ``Controller``, :class:`FilterSpec` a ``Filter``). A description is never
 run: FLARE builds the named class from the exported JSON, as it does for a hand-written job. Its
-class path is checked when it is made (importable, of the role's FLARE type), so a misspelt class
-fails in ``job.py``, not at the sites.
+class path, and every class path in its ``args``, is checked when it is made through the
+allow-list resolver (:mod:`consortium.allowlist`: on the list, importable, of the role's FLARE
+type), so a misspelt or unlisted class fails in ``job.py``, not at the sites.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping, Sequence
 
 from nvflare.apis.executor import Executor
 from nvflare.apis.filter import Filter
 from nvflare.apis.impl.controller import Controller
 
+from consortium.allowlist import DEFAULT_ALLOWED, path_arguments, resolve_component
 
-def resolve_class(path: str, role: type | None = None) -> type:
-    """The class ``path`` names; ValueError naming the path when it is not importable (or not a
-    ``role``)."""
-    module, _, name = path.rpartition(".") if isinstance(path, str) else ("", "", "")
-    if not module:
-        raise ValueError(f"component path {path!r} is not a dotted class path")
-    try:
-        cls = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as e:
-        raise ValueError(f"component path {path!r} names no importable class ({e})") from e
-    if role is not None and not (isinstance(cls, type) and issubclass(cls, role)):
-        raise ValueError(f"component path {path!r} is not a FLARE {role.__name__}")
-    return cls
+
+def resolve_class(path: str, role: str = "component", where: str = "component path") -> type:
+    """The class ``path`` names, through the allow-list resolver
+    (:func:`consortium.allowlist.resolve_component`); ValueError (ComponentRefused) naming the
+    path and the rule when it is off the list, not importable or not of ``role``."""
+    return resolve_component(path, role, DEFAULT_ALLOWED, where=where)
+
+
+def check_args(path: str, args: Mapping) -> None:
+    """Every class path inside a component's ``args`` (``model_path``, nested ``{"path": ...}``),
+    through the same resolver."""
+    for arg in path_arguments({"args": dict(args)}, path):
+        resolve_component(arg.path, arg.role, DEFAULT_ALLOWED, where=arg.where)
 
 
 class _Described:
     """What every description holds: ``id`` (None: FLARE's default), ``path``, ``args``."""
 
-    def _describe(self, id: str | None, path: str, args: Mapping | None, role: type | None) -> None:
-        resolve_class(path, role)
+    def _describe(self, id: str | None, path: str, args: Mapping | None, role: str) -> None:
+        resolve_class(path, role, where=f"{type(self).__name__}({id or path}).path")
+        check_args(path, args or {})
         self.id = id
         self.path = path
         self.args = dict(args or {})
@@ -55,7 +57,7 @@ class ComponentSpec(_Described):
     """A plain component (persistor, aggregator, listener, ...)."""
 
     def __init__(self, id: str, path: str, args: Mapping | None = None) -> None:
-        self._describe(id, path, args, None)
+        self._describe(id, path, args, "component")
 
 
 class ExecutorSpec(_Described, Executor):
@@ -63,7 +65,7 @@ class ExecutorSpec(_Described, Executor):
 
     def __init__(self, id: str, path: str, args: Mapping | None = None) -> None:
         Executor.__init__(self)
-        self._describe(id, path, args, Executor)
+        self._describe(id, path, args, "executor")
 
     execute = _Described._not_run
 
@@ -73,7 +75,7 @@ class WorkflowSpec(_Described, Controller):
 
     def __init__(self, id: str, path: str, args: Mapping | None = None) -> None:
         Controller.__init__(self)
-        self._describe(id, path, args, Controller)
+        self._describe(id, path, args, "controller")
 
     start_controller = control_flow = stop_controller = _Described._not_run
 
@@ -84,7 +86,7 @@ class FilterSpec(_Described, Filter):
 
     def __init__(self, path: str, args: Mapping | None = None, tasks: Sequence[str] = ()) -> None:
         Filter.__init__(self)
-        self._describe(None, path, args, Filter)
+        self._describe(None, path, args, "filter")
         self.tasks = list(tasks)
 
     process = _Described._not_run
