@@ -134,10 +134,7 @@ def _no_personalised_dp(args: dict, where: str, ctx: Context) -> None:
                                                                            "is not private")
 
 
-def _rounds_in_order(args: dict, where: str, ctx: Context) -> None:
-    if args.get("start_round", 0) >= args.get("num_rounds", 5):
-        ctx.fail(f"{where}.start_round", args.get("start_round", 0), f"must be less than num_rounds "
-                                                                    f"({args.get('num_rounds', 5)})")
+def _retries_need_a_timeout(args: dict, where: str, ctx: Context) -> None:
     if args.get("max_round_retries") and not args.get("train_timeout"):
         ctx.fail(f"{where}.max_round_retries", args["max_round_retries"], "needs train_timeout > 0 (a retry sent to a "
                                                                           "dead site would wait for ever)")
@@ -217,7 +214,7 @@ SPECS: dict[str, Spec] = {
     f"{OURS}.model_registry.ModelRegistryWriter": _spec("ModelRegistryWriter", {"aggregator_id": reference}),
     f"{OURS}.metrics_exporter.RoundMetricsListener": _spec("RoundMetricsListener", {
         "port": integer(1, 65535), "host": text, "final_scrape_wait": seconds_or_0}),
-    f"{OURS}.workflows.ScatterAndGather": _spec("ScatterAndGather", SAG, (), [_rounds_in_order]),
+    f"{OURS}.workflows.ScatterAndGather": _spec("ScatterAndGather", SAG, (), [_retries_need_a_timeout]),
     f"{OURS}.workflows.CrossSiteModelEval": _spec("CrossSiteModelEval", CROSS_SITE),
     f"{OURS}.standardisation_controller.FederatedStandardisation": _spec("FederatedStandardisation", {
         "min_clients": site_count, "timeout": seconds, "task_check_period": poll,

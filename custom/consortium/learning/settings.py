@@ -27,8 +27,11 @@ def is_integer(value) -> bool:
 
 
 def is_number(value) -> bool:
-    """A finite int or float (a bool is not a number here)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite float, or an int a float holds exactly (|n| <= 2^53: NumPy refuses larger ones); a
+    bool is not a number here."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return abs(value) <= 2**53 if isinstance(value, int) else math.isfinite(value)
 
 
 def _epochs(value) -> bool:
