@@ -87,6 +87,15 @@ def test_site_private_key_stays_in_the_request_folder(flow, isolated_home):
     assert (flow["kit"] / "startup" / "client.key").read_bytes() == key  # the hospital's own kit
 
 
+def test_every_secret_of_the_three_steps_is_readable_by_its_owner_only(flow):
+    from consortium.fileio import is_secret
+
+    for folder in (flow["admin"] / "ws", flow["request_dir"], flow["kit"]):
+        secrets = {p: stat.S_IMODE(p.stat().st_mode) for p in folder.rglob("*") if p.is_file() and is_secret(p)}
+        assert secrets and {str(p): oct(m) for p, m in secrets.items() if m != 0o600} == {}, folder
+    assert (flow["kit"] / "startup" / "server_context.tenseal") in set(flow["kit"].rglob("*"))
+
+
 def test_packaged_kit_has_the_site_policies_and_the_consortium_he_contexts(flow, project):
     from nvflare.lighter.utils import verify_content
 

@@ -29,20 +29,18 @@ import yaml
 
 from consortium.cli.kits import ConfigurationError, Project, provision
 from consortium.cli.paths import default_path
-from consortium.fileio import atomic_write
+from consortium.fileio import atomic_write, path_under, restrict_secrets
+from consortium.names import check_name
 
 COMMANDS = ("add-site",)
 JOIN_TIMEOUT_S = 60.0
 
 
 def check_new_site(name: str, org: str, consortium: Project) -> None:
-    """ConfigurationError naming the file and field when ``name``/``org`` cannot be a new site."""
-    from nvflare.apis.utils.format_check import name_check
-
-    for value, kind, field in ((name, "client", "name"), (org, "org", "org")):
-        bad, reason = name_check(value, kind)
-        if bad:
-            raise ConfigurationError(f"add-site: {field} = {value!r} is not valid: {reason}")
+    """ConfigurationError naming the file and field when ``name``/``org`` cannot be a new site
+    (FLARE's name rules, :mod:`consortium.names`)."""
+    check_name("site", name, "add-site: NAME")
+    check_name("org", org, "add-site: --org")
     taken = {p.get("name"): p.get("type") for p in consortium.config["participants"]}
     if name in taken:
         raise ConfigurationError(f"{consortium.path}: field 'participants' already has {name!r} (a {taken[name]})")
@@ -60,7 +58,7 @@ def add_site(name: str, org: str, workspace: Path, policies: Project) -> Path:
     prods = sorted((workspace / consortium.name).glob("prod_*"))
     if not prods:
         raise ConfigurationError(f"{workspace / consortium.name}: no prod_* kit folder")
-    target = prods[-1] / name
+    target = path_under(prods[-1], name)
     if target.exists():
         raise ConfigurationError(f"{target} exists; refusing to overwrite a kit")
     config = copy.deepcopy(consortium.config)
@@ -70,6 +68,7 @@ def add_site(name: str, org: str, workspace: Path, policies: Project) -> Path:
         shutil.copytree(state, scratch_state)
         kits = provision(Project(policies.path, config), Path(tmp), poc=False)
         shutil.copytree(kits / name, target)
+        restrict_secrets(target)
         atomic_write(state / "cert.json", (scratch_state / "cert.json").read_bytes())  # 0600, as mkstemp makes it
     (workspace / "project.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     return target

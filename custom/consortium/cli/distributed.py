@@ -35,6 +35,8 @@ import yaml
 from consortium.cli import approval_bundle as ab
 from consortium.cli.kits import Project
 from consortium.cli.paths import default_path
+from consortium.fileio import path_under
+from consortium.names import check_name
 
 COMMANDS = ("site", "approve", "package")
 HE_SIGNATURE_FILE = "consortium_he_signature.json"  # in the kit's startup/
@@ -71,14 +73,17 @@ def _last_json(text: str) -> dict | None:
 
 
 def request_site(name: str, org: str, out: Path, project: Project) -> Path:
-    """Key, CSR and ``NAME.request.zip`` in ``out`` (mode 0700); only the zip is to be sent."""
+    """Key, CSR and ``NAME.request.zip`` in ``out`` (mode 0700); only the zip is to be sent.
+    ``name`` and ``org`` are checked against FLARE's rules before anything is written."""
+    check_name("site", name, "site request: NAME")
+    check_name("org", org, "site request: --org")
     builders = [b for b in project.config.get("builders") or [] if str(b.get("path", "")).rsplit(".", 1)[-1] in KIT_BUILDERS]
     definition = {"name": project.name, "participants": [{"name": name, "type": "client", "org": org}],
                   "builders": builders}
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     with tempfile.TemporaryDirectory() as tmp:
-        participant = Path(tmp) / f"{name}.yml"
+        participant = path_under(tmp, f"{name}.yml")
         participant.write_text(yaml.safe_dump(definition, sort_keys=False))
         data = nvflare(["cert", "request", "-p", str(participant), "--out", str(out)], f"site request {name!r}")
     return Path(data["request_zip"])
@@ -106,6 +111,8 @@ def check_allowed(request: dict, consortium: Project, source: Path, add_site: bo
     if request.get("kind") != "site" or request.get("cert_type") != "client":
         raise ProvisioningError(f"{where} 'kind' = {request.get('kind')!r}: only site requests are approved here")
     name, org = request.get("name"), request.get("org")
+    check_name("site", name, f"{where} 'name'")
+    check_name("org", org, f"{where} 'org'")
     known = {p.get("name"): p for p in consortium.config["participants"]}
     if name in known and known[name].get("type") != "client":
         raise ProvisioningError(f"{where} 'name' = {name!r} is the {known[name].get('type')} of {consortium.path}")
@@ -172,7 +179,7 @@ def approve(request_zip: Path, workspace: Path, policies: Project, out: Path | N
     request = read_request(request_zip)
     check_allowed(request, consortium, request_zip, add_site)
     name, org, request_id = request["name"], request["org"], request["request_id"]
-    target = (out or request_zip.parent).resolve() / f"{name}.approved.zip"
+    target = path_under(out or request_zip.parent, f"{name}.approved.zip")
     if target.exists():
         raise ProvisioningError(f"{target} exists; move it away before approving again")
     state = workspace / consortium.name / "state"
@@ -243,6 +250,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     """Errors are ValueErrors naming file, field and value (``consortium`` prints them, exit 2)."""
     if args.command == "site":
+        check_name("site", args.name, "site request: NAME")  # before ./NAME is made from it
         out = args.out or Path(args.name)
         zip_path = request_site(args.name, args.org, out, Project.load(args.project))
         print(f"request: {zip_path}\nsend only this zip to the project admin; {out} keeps the private key")

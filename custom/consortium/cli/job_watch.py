@@ -76,7 +76,9 @@ class SiteWatch:
                 since = self.gone_since.setdefault(p.site, now)
                 if not job_running or now - since < self.settle:
                     continue  # the job may be ending: every job process exits then
-                loss = SiteLoss(p.site, f"its process for job {self.job_id} (pid {self.job_procs[p.site].pid}) exited")
+                why = site_reason(Path(self.state.kits) / p.site / self.job_id / "log.txt")
+                loss = SiteLoss(p.site, f"its process for job {self.job_id} (pid {self.job_procs[p.site].pid}) exited"
+                                        + (f"; its log says: {why}" if why else ""))
             else:
                 continue
             self.lost[p.site] = loss
@@ -92,6 +94,22 @@ def _running(proc: psutil.Process) -> bool:
         return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+def site_reason(log: Path) -> str | None:
+    """The first error a site's job log gives, without FLARE's time and context prefix (e.g. the
+    audit trail's or the DP filter's reason for stopping the job); None without one."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if " - ERROR - " in line:
+            message = line.split(" - ERROR - ", 1)[1]
+            if message.startswith("[") and "]: " in message:
+                message = message.split("]: ", 1)[1]
+            return message.strip()[:300]
+    return None
 
 
 def job_logs(state: PocState, job_id: str, result: Path | None = None) -> list[Path]:

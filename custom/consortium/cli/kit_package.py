@@ -24,6 +24,8 @@ import yaml
 from consortium.cli import approval_bundle as ab
 from consortium.cli.distributed import HE_SIGNATURE_FILE, ProvisioningError, nvflare, seal_context
 from consortium.cli.kits import Project, install_site_policies
+from consortium.fileio import SECRET_MODE, path_under, restrict_secrets
+from consortium.names import check_name
 
 
 def _signed_member(signed_zip: bytes, member: str, source: Path) -> bytes:
@@ -98,7 +100,7 @@ def install_policies(kit: Path, name: str, bundle: ab.Bundle) -> None:
     """The consortium's site policies for ``name`` written into ``kit`` by
     :func:`install_site_policies`, which installs a whole consortium: it runs on a scratch folder
     where ``name`` is a link to ``kit`` and every other site of the bundle's project.yml a stand-in
-    (its ``resources.json.default`` this kit's), whose files are thrown away."""
+    (its ``resources.json.default`` this kit's, an empty ``fed_*.json``), whose files are thrown away."""
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for member, data in bundle.members.items():
@@ -112,11 +114,14 @@ def install_policies(kit: Path, name: str, bundle: ab.Bundle) -> None:
         kits.mkdir()
         (kits / name).symlink_to(kit, target_is_directory=True)
         default = kit / "local" / "resources.json.default"
-        for site in (project.server["name"], *project.clients):
+        server = project.server["name"]
+        for site in (server, *project.clients):
             if site != name:
                 for folder in ("local", "startup"):
                     (kits / site / folder).mkdir(parents=True)
                 shutil.copyfile(default, kits / site / "local" / default.name)
+                fed = "fed_server.json" if site == server else "fed_client.json"  # the policies extend it
+                (kits / site / "startup" / fed).write_text("{}\n")
         install_site_policies(project, kits)
 
 
@@ -136,7 +141,7 @@ def package(bundle_path: Path, request_dir: Path, fingerprint: str, workspace: P
     """The site's startup kit, ``<workspace>/<project>/prod_00/<name>``; see the module docstring."""
     bundle_path, request_dir, workspace = bundle_path.resolve(), request_dir.resolve(), workspace.resolve()
     bundle, root = verified_bundle(bundle_path, fingerprint)
-    name = bundle.manifest["name"]
+    name = check_name("site", bundle.manifest["name"], f"{bundle_path}: {ab.MANIFEST} field 'name'")
     request = request_dir / "request.json"
     try:
         local_id = json.loads(request.read_text()).get("request_id")
@@ -147,7 +152,7 @@ def package(bundle_path: Path, request_dir: Path, fingerprint: str, workspace: P
                                 f"{bundle.manifest.get('request_id')!r}: use that request's folder")
     he = _he_contexts(bundle, root, request_dir, bundle_path) if bundle.uses_he else {}
     with tempfile.TemporaryDirectory() as tmp:
-        signed = Path(tmp) / f"{name}.signed.zip"
+        signed = path_under(tmp, f"{name}.signed.zip")
         signed.write_bytes(bundle.members[signed.name])
         data = nvflare(["package", str(signed), "-w", str(workspace), "--request-dir", str(request_dir),
                         "--fingerprint", fingerprint], f"package {bundle_path}")
@@ -155,11 +160,11 @@ def package(bundle_path: Path, request_dir: Path, fingerprint: str, workspace: P
     try:
         install_policies(kit, name, bundle)
         name_the_server(kit, bundle)
-        for file, content in he.items():  # the secret context readable by its owner only
-            mode = 0o600 if file == "client_context.tenseal" else 0o644
-            fd = os.open(kit / "startup" / file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        for file, content in he.items():  # CKKS contexts readable by their owner only, from the start
+            fd = os.open(kit / "startup" / file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, SECRET_MODE)
             with os.fdopen(fd, "wb") as f:
                 f.write(content)
+        restrict_secrets(kit)  # the key and anything else FLARE's `nvflare package` wrote
     except BaseException:
         shutil.rmtree(kit, ignore_errors=True)  # no kit without its policies and keys
         raise

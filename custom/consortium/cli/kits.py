@@ -18,12 +18,22 @@ from pathlib import Path
 
 import yaml
 
+from consortium.fileio import owner_only, restrict_secrets
+from consortium.names import ConfigurationError, check_name
+
 POLICIES_DIR = "site_policies"
 SITE_POLICIES_BUILDER = "consortium.cli.policies_builder.SitePoliciesBuilder"
-
-
-class ConfigurationError(ValueError):
-    """A project or job file that cannot be used; the message names file, field and value."""
+PARTICIPANT_KINDS = {"server": "server", "client": "site", "admin": "admin"}  # project.yml type -> name rule
+BUILDERS = frozenset({  # the only classes a project.yml may name as builders: FLARE instantiates them
+    "nvflare.lighter.impl.workspace.WorkspaceBuilder",  # the kit folders from FLARE's templates
+    "nvflare.lighter.impl.static_file.StaticFileBuilder",  # fed_client/server.json, start scripts
+    "nvflare.lighter.impl.cert.CertBuilder",  # the root CA and every kit's certificate
+    "nvflare.lighter.impl.signature.SignatureBuilder",  # signature.json of each kit
+    "consortium.cli.he_keys.HEKeysBuilder",
+    "consortium.cli.server_settings.ServerSettingsBuilder",
+    SITE_POLICIES_BUILDER,
+    "consortium.cli.loopback.LoopbackServerBuilder",
+})
 
 
 @dataclass(frozen=True)
@@ -42,7 +52,44 @@ class Project:
             raise ConfigurationError(f"{path}: not valid YAML: {e}") from e
         if not isinstance(config, dict) or "name" not in config or "participants" not in config:
             raise ConfigurationError(f"{path}: needs top-level fields 'name' and 'participants'")
-        return cls(path, config)
+        project = cls(path, config)
+        project.check()
+        return project
+
+    def check(self) -> None:
+        """ConfigurationError naming the file, field and value unless the project's name and every
+        participant's name, type and org follow FLARE's rules (:mod:`consortium.names`) and there
+        is exactly one server: checked before anything is provisioned from it."""
+        check_name("project", self.config.get("name"), f"{self.path}: field 'name'")
+        parts = self.config.get("participants")
+        if not isinstance(parts, list) or not parts:
+            raise ConfigurationError(f"{self.path}: field 'participants' = {parts!r}: must be a list of participants "
+                                     "(mappings with name, type and org), one of them the server")
+        for i, p in enumerate(parts):
+            where = f"{self.path}: field 'participants[{i}]'"
+            if not isinstance(p, dict):
+                raise ConfigurationError(f"{where} = {p!r}: must be a mapping with name, type and org")
+            kind = PARTICIPANT_KINDS.get(p.get("type"))
+            if kind is None:
+                raise ConfigurationError(f"{where}.type = {p.get('type')!r}: must be one of {sorted(PARTICIPANT_KINDS)}")
+            check_name(kind, p.get("name"), f"{where}.name")
+            check_name("org", p.get("org"), f"{where}.org")
+        names = [p["name"] for p in parts]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ConfigurationError(f"{self.path}: field 'participants' names {twice} more than once")
+        _ = self.server  # exactly one (ConfigurationError naming how many)
+        builders = self.config.get("builders") or []
+        if not isinstance(builders, list):
+            raise ConfigurationError(f"{self.path}: field 'builders' = {builders!r}: must be a list")
+        for i, b in enumerate(builders):
+            path = b.get("path") if isinstance(b, dict) else b
+            if path not in BUILDERS:
+                raise ConfigurationError(f"{self.path}: field 'builders[{i}].path' = {path!r}: not a builder of this "
+                                         f"consortium; allowed: {sorted(BUILDERS)}")
+        if self.config.get("packager"):
+            raise ConfigurationError(f"{self.path}: field 'packager' = {self.config['packager']!r}: no packager is "
+                                     "allowed (kits are sent as folders)")
 
     @property
     def name(self) -> str:
@@ -109,30 +156,44 @@ def provision(project: Project, workspace: Path, poc: bool, server_storage: Path
 
     from consortium.cli.policies_builder import SitePolicies
 
+    project.check()  # before anything is written: a refused project leaves no trace in the workspace
     SitePolicies.load(project.policies_dir).check_sites(project.clients)  # FLARE's provisioner logs a builder's error, not raises it
     if server_storage is None:
         server_storage = workspace if poc else default_server_storage(project)
     if not Path(server_storage).is_absolute():
         raise ConfigurationError(f"server storage must be an absolute path on the server host (FLARE's storage needs "
                                  f"one), got {os.fspath(server_storage)!r}")
-    workspace.mkdir(parents=True, exist_ok=True)
     config = copy.deepcopy(project.config)
     config["builders"] = _with_site_policies(project, config.get("builders") or [], Path(server_storage))
     if poc:
         config = update_server_default_host(config, "localhost")
         config["builders"] = _with_loopback_server(config.get("builders") or [])
-    (workspace / "project.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-    mode = ProvisionMode.POC if poc else ProvisionMode.NORMAL
-    ctx = Provisioner(str(workspace), prepare_builders(config), prepare_packager(config)).provision(
-        prepare_project(copy.deepcopy(config)), mode=mode
-    )
-    if ctx.get(CtxKey.BUILD_ERROR):
-        raise RuntimeError(f"provisioning {project.path} into {workspace} failed in a builder (its error is printed above)")
-    prod = sorted((workspace / project.name).glob("prod_*"))
-    if not prod:
-        raise RuntimeError(f"provisioning produced no kits under {workspace / project.name}")
-    kits = prod[-1]
-    install_site_policies(project, kits, storage_root=Path(server_storage))
+    try:
+        flare_project = prepare_project(copy.deepcopy(config))
+        builders, packager = prepare_builders(config), prepare_packager(config)
+    except (ValueError, TypeError, KeyError, RuntimeError) as e:  # FLARE's own checks of project.yml
+        raise ConfigurationError(f"{project.path}: refused by FLARE's provisioner: {e}") from None
+    made = not workspace.exists()
+    try:
+        with owner_only():  # cert.json, keys, CKKS contexts: 0600 from the moment they exist
+            workspace.mkdir(parents=True, exist_ok=True)
+            (workspace / "project.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+            mode = ProvisionMode.POC if poc else ProvisionMode.NORMAL
+            ctx = Provisioner(str(workspace), builders, packager).provision(flare_project, mode=mode)
+        restrict_secrets(workspace)  # and any a builder wrote with an explicit wider mode
+        if ctx.get(CtxKey.BUILD_ERROR):
+            raise RuntimeError(f"provisioning {project.path} into {workspace} failed in a builder (its error is printed above)")
+        prod = sorted((workspace / project.name).glob("prod_*"))
+        if not prod:
+            raise RuntimeError(f"provisioning produced no kits under {workspace / project.name}")
+        kits = prod[-1]
+        install_site_policies(project, kits, storage_root=Path(server_storage))
+    except BaseException:
+        if made:  # a workspace this call made holds nothing usable: leave none behind
+            import shutil
+
+            shutil.rmtree(workspace, ignore_errors=True)
+        raise
     return kits
 
 

@@ -240,8 +240,7 @@ def models_command(args) -> int:
     elif args.action == "best":
         print(models.best(args.run).line())
     else:
-        meta = models.job_config(args.run)[0]
-        out = args.out or Path("jobs-rollback") / f"{meta.get('name', 'job')}_v{args.version}"
+        out = args.out or models.rollback_folder(args.run, args.version)
         job = models.continuation_job(args.run, args.version, out, rounds=args.rounds, label="rollback")
         print(f"job starting from version {args.version}: {job}")
         if args.submit:
@@ -367,15 +366,60 @@ def run(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+TRACEBACK_ENV = "CONSORTIUM_TRACEBACK"  # set to 1 to see the traceback of an error (a bug report)
+EXIT_BAD_INPUT, EXIT_BUG = 2, 3
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Names given on the command line, checked against FLARE's rules before any command runs:
+    a site (``SITE``: ``poc kill``, ``quarantine``, ``revoke-site``...) and a job id."""
+    from consortium.names import check_name
+
+    if isinstance(getattr(args, "site", None), str):
+        check_name("server" if args.site == "server" else "site", args.site, f"{args.command}: SITE")
+    if isinstance(getattr(args, "job_id", None), str):
+        check_name("job", args.job_id, f"{args.command}: JOB_ID")
+
+
+def explain(error: BaseException) -> tuple[str, int]:
+    """The one line the user reads for ``error``, and the exit code: bad input, a file that is
+    not there, a refused action, an unreachable server (2); anything else is a bug (3), shown as
+    one line naming :data:`TRACEBACK_ENV`."""
+    from nvflare.fuel.flare_api import api_spec as flare
+
     from consortium.cli.poc import PocError
 
+    if isinstance(error, (flare.NoConnection, flare.SessionClosed, flare.NoReply)):
+        return (f"the FLARE server cannot be reached ({type(error).__name__}: {error}); is it running? "
+                "`consortium poc status` says (a job it was running continues with `consortium resume JOB_ID`)"), EXIT_BAD_INPUT
+    if isinstance(error, (flare.AuthenticationError, flare.AuthorizationError, flare.InvalidJobDefinition,
+                          flare.JobNotFound, flare.JobNotRunning, flare.JobNotDone, flare.InternalError,
+                          flare.ClientsStillRunning, flare.NoClientsAvailable, flare.InvalidTarget, flare.CommandError)):
+        return f"the FLARE server refused: {type(error).__name__}: {error}", EXIT_BAD_INPUT
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"{error.filename}: {error.strerror or error}", EXIT_BAD_INPUT
+    if isinstance(error, (ValueError, PocError, OSError)):  # ConfigurationError, RegistryError, ProvisioningError
+        return str(error), EXIT_BAD_INPUT
+    return (f"internal error {type(error).__name__}: {error} (a bug; run again with {TRACEBACK_ENV}=1 to see where, "
+            "and report it)"), EXIT_BUG
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse, run, and turn any error into one line on stderr (no traceback unless
+    ``CONSORTIUM_TRACEBACK=1``): exit code 2 for bad input and refused actions, 3 for a bug."""
+    args = parser().parse_args(argv)
     try:
+        check_arguments(args)
         return run(args)
-    except (ValueError, PocError, FileNotFoundError) as e:  # ConfigurationError is a ValueError
-        print(f"consortium: error: {e}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("consortium: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if os.environ.get(TRACEBACK_ENV):
+            raise
+        line, code = explain(e)
+        print(f"consortium: error: {line}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

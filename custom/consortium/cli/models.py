@@ -20,11 +20,25 @@ import json
 import shutil
 from pathlib import Path
 
+from consortium.fileio import path_under
+from consortium.names import check_name
 from consortium.registry.store import ModelRegistry, RegistryEntry, RegistryError, load_arrays, sha256_of
 
 RESUMABLE_PERSISTOR = "consortium.flare.model_registry.ResumablePTPersistor"
 PLAIN_PERSISTORS = (RESUMABLE_PERSISTOR, "nvflare.app_opt.pt.file_model_persistor.PTFileModelPersistor")
 META_KEYS = ("resource_spec", "deploy_map", "min_clients")
+ROLLBACK_DIR = Path("jobs-rollback")
+
+
+def job_name(run: Path, meta: dict) -> str:
+    """The job's ``meta.json`` ``name`` (default ``job``), checked against FLARE's job name rule:
+    it becomes a folder name, and it is the job author's, not ours."""
+    return check_name("job", meta.get("name", "job"), f"{_run_dir(run) / 'meta.json'}: field 'name'")
+
+
+def rollback_folder(run: Path, version: int, root: Path = ROLLBACK_DIR) -> Path:
+    """``<root>/<name>_v<version>`` for the job of ``run``, resolved and checked to lie in ``root``."""
+    return path_under(root, f"{job_name(run, job_config(run)[0])}_v{int(version)}")
 
 
 def _run_dir(run: Path) -> Path:
@@ -33,9 +47,12 @@ def _run_dir(run: Path) -> Path:
 
 
 def _by_id(items: list[dict], ident: str, where: Path) -> dict:
-    found = next((c for c in items if c.get("id") == ident), None)
+    """The component or workflow ``ident`` of ``items``, with an ``args`` mapping; RegistryError naming the file otherwise."""
+    found = next((c for c in items if isinstance(c, dict) and c.get("id") == ident), None) if isinstance(items, list) else None
     if found is None:
         raise RegistryError(f"{where}: no component or workflow with id {ident!r}")
+    if not isinstance(found.setdefault("args", {}), dict):
+        raise RegistryError(f"{where}: {ident!r} field 'args' = {found['args']!r}: must be a mapping")
     return found
 
 
@@ -47,13 +64,19 @@ def job_config(run: Path) -> tuple[dict, dict, dict]:
     for p in paths:
         if not p.is_file():
             raise RegistryError(f"{p}: missing; {run} is not a job's run folder or downloaded result")
-    return tuple(json.loads(p.read_text()) for p in paths)
+    from consortium.cli.kits import read_json  # a JSON object, or an error naming the file and line
+
+    return tuple(read_json(p) for p in paths)
 
 
 def planned_end(server: dict, where: Path) -> int:
     """The round after the job's last planned round (start_round + num_rounds)."""
-    sag = _by_id(server["workflows"], "scatter_and_gather", where)["args"]
-    return int(sag.get("start_round", 0)) + int(sag["num_rounds"])
+    sag = _by_id(server.get("workflows"), "scatter_and_gather", where)["args"]
+    try:
+        return int(sag.get("start_round", 0)) + int(sag["num_rounds"])
+    except (KeyError, TypeError, ValueError):
+        raise RegistryError(f"{where}: scatter_and_gather args start_round = {sag.get('start_round')!r}, num_rounds = "
+                            f"{sag.get('num_rounds')!r}: need whole numbers") from None
 
 
 def continuation_job(run: Path, version: int, out: Path, rounds: int | None = None, label: str = "rollback") -> Path:
@@ -66,7 +89,7 @@ def continuation_job(run: Path, version: int, out: Path, rounds: int | None = No
     load_arrays(registry.folder / entry.file, entry.sha256)  # refuse a corrupted file before writing anything
     meta, server, client = (copy.deepcopy(c) for c in job_config(ws))
     where = ws / "app_server" / "config" / "config_fed_server.json"
-    persistor = _by_id(server["components"], "persistor", where)
+    persistor = _by_id(server.get("components"), "persistor", where)
     if persistor["path"] not in PLAIN_PERSISTORS:
         raise RegistryError(f"{where}: persistor {persistor['path']} cannot start from a registry version "
                             "(encrypted jobs keep no plaintext model)")
@@ -80,10 +103,10 @@ def continuation_job(run: Path, version: int, out: Path, rounds: int | None = No
     persistor["path"] = RESUMABLE_PERSISTOR
     persistor["args"].update(resume_from=target, resume_sha256=entry.sha256, resume_source=source)
     if entry.has_state:
-        _by_id(server["components"], "aggregator", where)["args"].update(resume_from=target, resume_sha256=entry.sha256)
-    sag = _by_id(server["workflows"], "scatter_and_gather", where)["args"]
+        _by_id(server.get("components"), "aggregator", where)["args"].update(resume_from=target, resume_sha256=entry.sha256)
+    sag = _by_id(server.get("workflows"), "scatter_and_gather", where)["args"]
     sag.update(start_round=version, num_rounds=rounds)
-    new_meta = {"name": f"{meta.get('name', 'job')}_v{version}", **{k: meta[k] for k in META_KEYS if k in meta}}
+    new_meta = {"name": f"{job_name(ws, meta)}_v{version}", **{k: meta[k] for k in META_KEYS if k in meta}}
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise RegistryError(f"{out}: exists and is not empty; choose a new folder for the job")

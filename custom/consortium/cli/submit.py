@@ -10,11 +10,13 @@ import time
 from pathlib import Path
 
 from nvflare.apis.job_def import JobMetaKey
+from nvflare.fuel.flare_api.api_spec import NoConnection, NoReply, SessionClosed
 
 from consortium.aggregation.round_summary import RoundSummary
 from consortium.cli.job_check import AllowList, check_job
 from consortium.cli.job_watch import SiteWatch, first_errors, job_logs
 from consortium.cli.poc import PocError, PocState, admin_session
+from consortium.cli.poc_processes import alive
 from consortium.flare_files import PROGRESS_FILE
 from consortium.reporting import training_status
 
@@ -42,6 +44,7 @@ def _new_rounds(path: Path, seen: int) -> tuple[list[RoundSummary], int]:
     return out, seen
 
 
+SERVER_GONE = (NoConnection, SessionClosed, NoReply, ConnectionError, TimeoutError)  # what the admin API raises then
 LOSS_GRACE_S = 10.0  # after losing a site the job needs, how long FLARE gets to end the job itself
 
 
@@ -59,48 +62,85 @@ def submit_and_follow(state: PocState, job: Path, results_dir: Path, timeout: fl
             copy = Path(shutil.copytree(job, Path(tmp) / job.resolve().name))
             job_id = sess.submit_job(str(copy))
         echo(f"submitted {meta.get('name', job.name)} as job {job_id}")
-        progress = state.server_dir() / job_id / PROGRESS_FILE
-        watch = SiteWatch(state, job_id)
-        seen, deadline, status, stranded_at = 0, time.monotonic() + timeout, "", None
-        while True:
-            job_meta = sess.get_job_meta(job_id)
-            status = job_meta.get("status", "")
-            rounds, seen = _new_rounds(progress, seen)
-            for summary in rounds:
-                echo(summary.line(len(state.clients)))
-            if status.startswith(FINISHED):
-                break
-            for loss in watch.check():
-                left = watch.remaining()
-                echo(f"{loss}. {len(left)} of {len(state.clients)} sites left, the job needs {needed}: "
-                     + ("it goes on without it." if len(left) >= needed else
-                        f"it cannot finish; stopping it unless FLARE does within {LOSS_GRACE_S:.0f} s."))
-                if len(left) < needed and stranded_at is None:
-                    stranded_at = time.monotonic()
-            if stranded_at is not None and time.monotonic() - stranded_at > LOSS_GRACE_S:
-                sess.abort_job(job_id)
-                raise PocError(f"job {job_id} aborted: {'; '.join(map(str, watch.lost.values()))}. Restart the consortium "
-                               f"(`consortium poc down`, `consortium poc up`) and submit again."
-                               + _log_hint(state, job_id))
-            if time.monotonic() > deadline:
-                sess.abort_job(job_id)
-                raise PocError(f"job {job_id} did not finish within {timeout:.0f} s (status {status}); aborted it"
-                               + _log_hint(state, job_id))
-            time.sleep(0.25)
-        results_dir.mkdir(parents=True, exist_ok=True)
-        if status != COMPLETED:
-            raise PocError(_failure(sess, state, job_id, status, job_meta, results_dir, watch))
-        folder = Path(sess.download_job_result(job_id, str(results_dir.resolve())))
-        # FLARE archives the run folder before it reports FINISHED: the last rounds are in the result
-        for summary in _new_rounds(folder / "workspace" / PROGRESS_FILE, seen)[0]:
-            echo(summary.line(len(state.clients)))
-        training = training_status(folder)
-        if training.get("status") == "stopped":
-            echo(f"TRAINING STOPPED EARLY: {training.get('reason')}")
-        echo(f"job {job_id} {status}; result downloaded to {folder}")
-        return folder
+        return follow(sess, state, job_id, needed, results_dir, timeout, echo)
     finally:
-        sess.close()
+        try:
+            sess.close()
+        except Exception:  # a dead server's session cannot say goodbye; nothing is lost
+            pass
+
+
+def server_gone(state: PocState, job_id: str, error: BaseException | None = None) -> str:
+    """What to tell the operator when the server stops answering in the middle of ``job_id``."""
+    why = f" ({type(error).__name__}: {error})" if error is not None and str(error) else ""
+    return (f"job {job_id}: the FLARE server is unreachable{why}; its sites keep their state and the job's saved "
+            f"versions are kept. Start the server again (`consortium poc restart server`, or `consortium poc up`), "
+            f"then continue the job from its last saved version with `consortium resume {job_id}`.")
+
+
+def _server_dead(state: PocState) -> bool:
+    """The POC's server process (the one entry that is not a site) is no longer running."""
+    return any(alive(p) is None for p in state.procs if p.site not in state.clients)
+
+
+def follow(sess, state: PocState, job_id: str, needed: int, results_dir: Path, timeout: float = 900.0,
+           echo=print) -> Path:
+    """Follow ``job_id`` through the admin session ``sess`` round by round until it ends; return
+    its downloaded result. A server that dies meanwhile (its process gone, or the admin API's
+    connection errors) is a PocError saying so and naming ``consortium resume JOB_ID``."""
+    try:
+        return _follow(sess, state, job_id, needed, results_dir, timeout, echo)
+    except PocError:
+        raise
+    except Exception as e:  # the admin API's own errors when the server died under it
+        if isinstance(e, SERVER_GONE) or _server_dead(state):
+            raise PocError(server_gone(state, job_id, e)) from None
+        raise
+
+
+def _follow(sess, state: PocState, job_id: str, needed: int, results_dir: Path, timeout: float, echo) -> Path:
+    progress = state.server_dir() / job_id / PROGRESS_FILE
+    watch = SiteWatch(state, job_id)
+    seen, deadline, status, stranded_at = 0, time.monotonic() + timeout, "", None
+    while True:
+        if _server_dead(state):
+            raise PocError(server_gone(state, job_id))
+        job_meta = sess.get_job_meta(job_id)
+        status = job_meta.get("status", "")
+        rounds, seen = _new_rounds(progress, seen)
+        for summary in rounds:
+            echo(summary.line(len(state.clients)))
+        if status.startswith(FINISHED):
+            break
+        for loss in watch.check():
+            left = watch.remaining()
+            echo(f"{loss}. {len(left)} of {len(state.clients)} sites left, the job needs {needed}: "
+                 + ("it goes on without it." if len(left) >= needed else
+                    f"it cannot finish; stopping it unless FLARE does within {LOSS_GRACE_S:.0f} s."))
+            if len(left) < needed and stranded_at is None:
+                stranded_at = time.monotonic()
+        if stranded_at is not None and time.monotonic() - stranded_at > LOSS_GRACE_S:
+            sess.abort_job(job_id)
+            raise PocError(f"job {job_id} aborted: {'; '.join(map(str, watch.lost.values()))}. Restart the consortium "
+                           f"(`consortium poc down`, `consortium poc up`) and submit again."
+                           + _log_hint(state, job_id))
+        if time.monotonic() > deadline:
+            sess.abort_job(job_id)
+            raise PocError(f"job {job_id} did not finish within {timeout:.0f} s (status {status}); aborted it"
+                           + _log_hint(state, job_id))
+        time.sleep(0.25)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    if status != COMPLETED:
+        raise PocError(_failure(sess, state, job_id, status, job_meta, results_dir, watch))
+    folder = Path(sess.download_job_result(job_id, str(results_dir.resolve())))
+    # FLARE archives the run folder before it reports FINISHED: the last rounds are in the result
+    for summary in _new_rounds(folder / "workspace" / PROGRESS_FILE, seen)[0]:
+        echo(summary.line(len(state.clients)))
+    training = training_status(folder)
+    if training.get("status") == "stopped":
+        echo(f"TRAINING STOPPED EARLY: {training.get('reason')}")
+    echo(f"job {job_id} {status}; result downloaded to {folder}")
+    return folder
 
 
 def _log_hint(state: PocState, job_id: str, result: Path | None = None) -> str:
