@@ -51,3 +51,57 @@ def test_settings_cannot_be_changed_after_validation():
     s = LocalTrainingSettings(site_epochs={"a": 2})
     with pytest.raises(TypeError):
         s.site_epochs["a"] = 0
+
+
+# -- a wrong type or range is a ValueError naming the field and the value, before training ----------
+@pytest.mark.parametrize("args, message", [
+    ({"lr": "fast"}, "lr = 'fast' must be a positive number"),
+    ({"lr": float("nan")}, "lr = nan must be a positive number"),
+    ({"lr": float("inf")}, "lr = inf must be a positive number"),
+    ({"lr": True}, "lr = True must be a positive number"),
+    ({"epochs": "3"}, "epochs = '3' must be an integer in [1, 1000]"),
+    ({"epochs": True}, "epochs = True must be an integer in [1, 1000]"),
+    ({"epochs": 10**12}, "epochs = 1000000000000 must be an integer in [1, 1000]"),
+    ({"batch_size": 0}, "batch_size = 0 must be an integer in [1, 65536]"),
+    ({"momentum": "0.9"}, "momentum = '0.9' must be a number in [0, 1)"),
+    ({"fedprox_mu": float("inf")}, "fedprox_mu = inf must be a number >= 0 or null"),
+    ({"site_epochs": {"hungary": True}}, "site_epochs['hungary'] = True must be an integer in [1, 1000]"),
+    ({"site_epochs": "hungary"}, "site_epochs = 'hungary' must map site names to epochs"),
+    ({"dp_sgd": "on"}, "dp_sgd = 'on' must map DP-SGD's settings to values, or be null"),
+    ({"dp_sgd": {"target_epsilon": "8", "planned_rounds": 20}}, "dp_sgd.target_epsilon = '8' must be a positive number or null"),
+    ({"dp_sgd": {"noise_multiplier": 1.0, "delta": "1e-3"}}, "dp_sgd.delta = '1e-3' must be a number in (0, 1)"),
+])
+def test_a_value_of_the_wrong_type_or_range_is_named_with_the_value(args, message):
+    with pytest.raises(ValueError) as e:
+        LocalTrainingSettings.from_args(args)
+
+    assert str(e.value) == message
+
+
+def test_the_optimiser_settings_alone_fail_with_a_type_error_that_names_nothing():
+    """What a site died of before: TrainConfig compares before it checks the type."""
+    from consortium.learning.loop import TrainConfig
+
+    with pytest.raises(TypeError, match="'>' not supported"):
+        TrainConfig(lr="fast")
+    with pytest.raises(ValueError, match="lr = 'fast'"):
+        LocalTrainingSettings(lr="fast")
+
+
+def test_arguments_that_are_not_an_object_are_refused():
+    with pytest.raises(ValueError, match=r"local-training arguments = \['lr'\] must map names to values"):
+        LocalTrainingSettings.from_args(["lr"])
+
+
+def test_the_site_s_executor_refuses_the_value_when_it_is_built():
+    from consortium.flare.tabular_executor import TabularExecutor
+
+    with pytest.raises(ValueError, match=r"^lr = 'fast' must be a positive number$"):
+        TabularExecutor(lr="fast")
+    assert TabularExecutor(lr=0.1).settings.lr == 0.1
+
+
+def test_a_number_a_float_cannot_hold_is_refused():
+    with pytest.raises(ValueError, match=r"lr = 10000000000000000000000000000000 must be a positive number"):
+        LocalTrainingSettings(lr=10**31)
+    assert LocalTrainingSettings(lr=1e31).lr == 1e31
