@@ -77,7 +77,7 @@ def check_app_content(app: Path | str, allowed: Collection[str] = DEFAULT_ALLOWE
             try:
                 check_admitted(arg.path, f"{app / rel}: field {arg.where}", allowed, source)
             except ComponentRefused as e:
-                raise JobContentRefused(f"{e} (component {arg.role})") from None
+                raise JobContentRefused(f"{e} (role {arg.role})") from None
 
 
 def _files(app: Path) -> dict[PurePosixPath, int]:
@@ -92,7 +92,8 @@ def _files(app: Path) -> dict[PurePosixPath, int]:
             path = Path(root) / name
             out[PurePosixPath(path.relative_to(app).as_posix())] = path.stat().st_size
         if Path(root) == app and "custom" in dirs:
-            raise JobContentRefused(f"{app / 'custom'}: refused: jobs carry no code (bring-your-own-code is off)")
+            raise JobContentRefused(f"BYOC not permitted: {app / 'custom'}: jobs carry no code (FLARE would also skip "
+                                    "the class allow-list for a job with custom code)")
     return out
 
 

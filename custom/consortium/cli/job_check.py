@@ -5,10 +5,10 @@ at deployment, and more:
   refused before anything is read) and sites of the consortium (``server``, ``@ALL`` or a site);
 * no file over its size limit, and every app holds configuration only
   (:func:`consortium.job_content.check_app_content`, the sites' own check);
-* each config's values typed and in range (:func:`consortium.cli.job_values.check_config_values`);
-* every class path (``path``, nested ``{"path", "args"}``, ``model_path``) through the one
-  resolver (:func:`consortium.allowlist.resolve_component`): on the allow-list, checked before
-  anything is imported, then a class of its role;
+* every class path (``path``, nested ``{"path", "args"}``, ``model_path``) on the allow-list
+  (membership, nothing imported), then each config's values typed and in range
+  (:func:`consortium.cli.job_values.check_config_values`), then every class path through the one
+  resolver (:func:`consortium.allowlist.resolve_component`): imported, a class of its role;
 * min_clients no larger than the consortium, ``site_epochs`` naming its sites.
 
 Every problem names the file, the field and the value (ConfigurationError, no traceback).
@@ -21,7 +21,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from consortium.allowlist import DEFAULT_ALLOWED, ComponentRefused, entry_problem, path_arguments, resolve_component
+from consortium.allowlist import (
+    DEFAULT_ALLOWED,
+    ComponentRefused,
+    check_admitted,
+    entry_problem,
+    path_arguments,
+    resolve_component,
+)
 from consortium.cli.kits import ConfigurationError, Project, class_allow_list, read_json
 from consortium.job_content import MAX_CONFIG_BYTES, MAX_MODEL_BYTES, JobContentRefused, app_files, check_app_content
 
@@ -121,6 +128,14 @@ def _job_files(job: Path, apps: list[str]) -> None:
             raise ConfigurationError(str(e)) from None
 
 
+def _refused(path: Path, paths: list, check) -> None:
+    for arg in paths:
+        try:
+            check(arg)
+        except ComponentRefused as e:
+            raise ConfigurationError(f"{path}: {e}; the server and the sites would refuse the job") from None
+
+
 def _check_values(path: Path, config: dict, sites: Sequence[str] | None) -> None:
     from consortium.cli.job_values import check_config_values  # typed values and ranges (its own module)
 
@@ -147,12 +162,10 @@ def check_job(job: Path | str, sites: Sequence[str] | None = None, allowed: Allo
         for name in (SERVER_CONFIG, CLIENT_CONFIG):
             path = job / app / "config" / name
             config = read_json(path)
+            paths = list(path_arguments(config))
+            _refused(path, paths, lambda a: check_admitted(a.path, f"field {a.where}", entries, source))  # nothing imported
             _check_values(path, config, sites)
-            for arg in path_arguments(config):
-                try:
-                    resolve_component(arg.path, arg.role, entries, where=f"field {arg.where}", source=source)
-                except ComponentRefused as e:
-                    raise ConfigurationError(f"{path}: {e}; the server and the sites would refuse the job") from None
+            _refused(path, paths, lambda a: resolve_component(a.path, a.role, entries, where=f"field {a.where}", source=source))
             counts += [(f"{path.name}: {w}", v) for w, v in _min_clients(config, "")]
             for where, value in _site_epochs(config):
                 if not isinstance(value, dict):

@@ -37,7 +37,8 @@ def reshape_to(weights: dict, shapes: dict[str, tuple[int, ...]]) -> dict:
 class ReshapeToModel(Filter):
     def __init__(self, model_path: str, model_args: dict | None = None) -> None:
         super().__init__()
-        self.shapes = {k: tuple(v.shape) for k, v in get_weights(build_model(model_path, model_args or {}, where="ReshapeToModel args.model_path")).items()}
+        model = build_model(model_path, model_args or {}, where="ReshapeToModel args.model_path")
+        self.shapes = {k: tuple(v.shape) for k, v in get_weights(model).items()}
 
     def process(self, shareable: Shareable, fl_ctx: FLContext) -> Shareable:
         dxo = from_shareable(shareable)

@@ -48,7 +48,7 @@ class JobContentValidator(AppValidator):
             allowed, source = site_allow_list(app.parent.parent)  # <workspace>/<job id>/app_<site>
             check_app_content(app, allowed, str(source))
         except JobContentRefused as e:
-            return f"job content refused: {e}", {}
+            return (str(e) if str(e).startswith("BYOC") else f"job content refused: {e}"), {}
         except OSError as e:  # an app that cannot be read is not admitted
             return f"job content refused: {app}: cannot be read ({e})", {}
         return "", {}

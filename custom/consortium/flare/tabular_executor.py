@@ -49,7 +49,8 @@ class TabularExecutor(SiteExecutor):
         **training: :class:`~consortium.learning.settings.LocalTrainingSettings` (epochs,
             site_epochs, lr, batch_size, momentum, fedprox_mu, seed, dp_sgd).
         """
-        super().__init__(build_model(model_path, model_args or {}, where="executor args.model_path"), LocalTrainingSettings.from_args(training))
+        model = build_model(model_path, model_args or {}, where="executor args.model_path")
+        super().__init__(model, LocalTrainingSettings.from_args(training))
         self.centre = centre
         self.data_path = data_path
         self.data: SiteSplit | None = None
