@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -116,3 +117,64 @@ def test_allow_list_admits_exact_entries_only_and_a_prefix_admits_nothing():
     assert not allowed.admits("consortium.cli.main.main")
     assert not allowed.admits("consortium.flare.round_aggregator.RoundAggregator.x")
     assert not allowed.admits("consortium.")
+
+
+def _meta(job, change):
+    _edit(job / "meta.json", change)
+
+
+@pytest.mark.parametrize("app", ["../..", "../heart_fedprox", "/etc", "app/../..", "."])
+def test_a_deploy_map_app_that_is_a_path_is_refused_before_anything_is_read(job, app):
+    outside = job.parent / "outside"
+    (outside / "config").mkdir(parents=True)
+    (outside / "config" / "config_fed_server.json").write_text("not json")  # would fail differently if read
+    _meta(job, lambda m: m.update(deploy_map={app: ["@ALL"]}))
+    with pytest.raises(ConfigurationError, match=rf"meta\.json: field deploy_map names the app {re.escape(repr(app))}: "
+                                                 r"an app is a plain folder name of the job .*never a path"):
+        check_job(job, sites=SITES)
+
+
+def test_a_deploy_map_naming_an_unknown_site_is_refused_naming_it(job):
+    _meta(job, lambda m: m.update(deploy_map={"app": ["server", "cleveland", "mayo"]}))
+    with pytest.raises(ConfigurationError, match=r"field deploy_map\.app names \['mayo'\], not sites of this consortium"):
+        check_job(job, sites=SITES)
+
+
+def test_a_deploy_map_whose_sites_are_not_a_list_is_refused(job):
+    _meta(job, lambda m: m.update(deploy_map={"app": "server"}))
+    with pytest.raises(ConfigurationError, match=r"field deploy_map\.app = 'server' must be a list of site names"):
+        check_job(job, sites=SITES)
+
+
+def test_a_file_over_the_size_limit_is_refused_naming_it(job):
+    from consortium.job_content import MAX_MODEL_BYTES
+
+    big = job / "app" / "config" / "weights.bin"
+    with big.open("wb") as f:
+        f.truncate(200 * 1024 * 1024)  # sparse: nothing is written or read
+    with pytest.raises(ConfigurationError, match=r"weights\.bin: refused: a job app carries configuration only"):
+        check_job(job, sites=SITES)
+    big.rename(job / "weights.bin")
+    with pytest.raises(ConfigurationError, match=rf"weights\.bin: not an app .*\(209715200 bytes, over the limit of {MAX_MODEL_BYTES}\)"):
+        check_job(job, sites=SITES)
+
+
+def test_a_yaml_file_in_the_app_is_refused_naming_it(job):
+    (job / "app" / "config" / "project.yml").write_text("builders: [{path: os.system}]\n")
+    with pytest.raises(ConfigurationError, match=r"config/project\.yml: refused: a job app carries configuration only"):
+        check_job(job, sites=SITES)
+
+
+def test_an_executor_that_is_not_an_object_is_refused_not_a_crash(job):
+    client = job / "app" / "config" / "config_fed_client.json"
+    _edit(client, lambda d: d["executors"][0].update(executor="not-a-dict"))
+    with pytest.raises(ConfigurationError, match=r"config_fed_client\.json: .*executors\[0\]\.executor"):
+        check_job(job, sites=SITES)
+
+
+def test_a_path_into_a_main_module_is_refused_without_running_it(job, capsys):
+    client = job / "app" / "config" / "config_fed_client.json"
+    _edit(client, lambda d: d["executors"][0]["executor"].update(path="consortium.__main__.X"))
+    with pytest.raises(ConfigurationError, match=r"executors\[0\]\.executor\.path = 'consortium\.__main__\.X' refused: .*no '__main__'"):
+        check_job(job, sites=SITES)
+    assert capsys.readouterr().out == ""  # the CLI did not run (it prints its usage)
