@@ -8,7 +8,10 @@ against the certificate, the certificate against the kit's root CA, the server's
 resolve), the server's port (it must answer), the TLS handshake with the kit's own certificate
 (the server's certificate must come from the kit's root CA and be issued for the name the kit
 dials; the server must accept the kit's certificate), and the clock against the server's (the
-``Date`` of its HTTP answer, when its driver is HTTP).
+``Date`` of its HTTP answer, when its driver is HTTP). Two findings only warn and never stop the
+checks: the classes a server or site kit admits beyond the consortium's default allow-list (and
+a missing job-content validator), and any secret in the kit (private key, ``cert.json``, CKKS
+context) that its group or others can read.
 
 Each finding names the file, the value and what to do.
 """
@@ -215,6 +218,9 @@ def _checks(folder: Path, now: dt.datetime, timeout: float) -> Iterator[Finding]
         yield policies
         if not policies.ok:
             return
+    if kit.kind != "admin":
+        yield _allow_list(folder)
+    yield _secrets(folder)
     if kit.kind == "server":
         return
     yield from _connect(kit, root, now, timeout)
@@ -237,6 +243,39 @@ def _policies(folder: Path, kind: str) -> Finding:
         return Finding("policies", False, "; ".join(problems) + ": the server refuses to start, or runs without its audit; "
                                           "re-provision the server kit")
     return Finding("policies", True, "WARNING, changed since provisioning (the site's own choice?): " + "; ".join(problems))
+
+
+def _allow_list(folder: Path) -> Finding:
+    """What the kit admits beyond the consortium's default list (a site's own choice: reported,
+    the checks go on), and whether its startup declares the job-content validator."""
+    from consortium.cli.kit_exposure import admitted_beyond_default
+
+    try:
+        a = admitted_beyond_default(folder)
+    except ValueError as e:
+        return Finding("allow-list", False, f"{e}: re-provision the kit")
+    notes = []
+    if a.beyond:
+        notes.append(f"admits {len(a.beyond)} class(es) beyond the consortium's default: {', '.join(a.beyond)}")
+    if a.malformed:
+        notes.append("entries that admit whole packages or the command line, refused by the consortium's resolver but "
+                     "honoured by FLARE's authorizer: " + "; ".join(f"{e!r} ({why})" for e, why in a.malformed))
+    if not a.validator:
+        notes.append("startup declares no job-content validator (app_validator): jobs carrying files other than "
+                     "their configs are not refused here")
+    if not notes:
+        return Finding("allow-list", True, f"the consortium's default classes only ({a.source.name}), job content checked")
+    return Finding("allow-list", True, f"WARNING, {a.source}: " + "; ".join(notes))
+
+
+def _secrets(folder: Path) -> Finding:
+    from consortium.cli.kit_exposure import readable_secrets
+
+    exposed = readable_secrets(folder)
+    if not exposed:
+        return Finding("secrets", True, "every private key, context and cert.json is readable by its owner only")
+    listed = ", ".join(f"{p} (mode {m:o})" for p, m in exposed)
+    return Finding("secrets", True, f"WARNING, readable by group or others: {listed}; run chmod 600 on each")
 
 
 def _connect(kit: Kit, root: x509.Certificate, now: dt.datetime, timeout: float) -> Iterator[Finding]:
