@@ -6,6 +6,7 @@ No nvflare import."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import tempfile
@@ -30,7 +31,10 @@ def atomic_write(path: Path, data: bytes | str) -> None:
     """Replace ``path`` with ``data`` (text as UTF-8): written to a temporary file beside it,
     flushed to disk, then renamed over it; the temporary file is removed if anything fails."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except FileNotFoundError:
+        raise FileNotFoundError(errno.ENOENT, f"cannot write here: its folder {path.parent} does not exist", str(path)) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)

@@ -55,10 +55,22 @@ def _workspace(folder: Path) -> Path:
     return ws if ws.is_dir() else folder
 
 
+def _json(path: Path, text: str | None = None, line: int | None = None, kind: type = dict):
+    """``text`` (default: the file's) parsed as JSON of type ``kind``; ValueError naming the file and line."""
+    where = f"{path}" + (f": line {line}" if line is not None else "")
+    try:
+        value = json.loads(path.read_text() if text is None else text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{where}: not valid JSON ({e})") from None
+    if not isinstance(value, kind):
+        raise ValueError(f"{where}: expected a JSON {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
 def _job_name(folder: Path) -> str:
     for meta in (folder / "meta.json", _workspace(folder) / "meta.json"):
         if meta.is_file():
-            name = json.loads(meta.read_text()).get("name")
+            name = _json(meta).get("name")
             if name:
                 return f"{name} ({folder.name})" if name != folder.name else name
     return folder.name
@@ -72,14 +84,19 @@ def load_results(folder: Path | str) -> JobResults:
     progress = ws / PROGRESS_FILE
     if not progress.is_file():
         raise FileNotFoundError(f"{progress}: no round progress in this job result (was it a consortium job?)")
-    rounds = pd.DataFrame([json.loads(line) for line in progress.read_text().splitlines() if line.strip()])
+    rounds = pd.DataFrame([_json(progress, text, n) for n, text in enumerate(progress.read_text().splitlines(), 1)
+                           if text.strip()])
+    if rounds.empty or "round" not in rounds:
+        raise ValueError(f"{progress}: no round records (lines with a 'round' field)")
     cross = ws / CROSS_SITE
     if not cross.is_file():
         raise FileNotFoundError(f"{cross}: no cross-site evaluation in this job result")
-    table = json.loads(cross.read_text())
+    table = _json(cross)
     metric = str(rounds["metric"].iloc[0]) if "metric" in rounds else "score"
     scores, n_test, totals, personalised, epochs = {}, {}, {}, {}, set()
     for site, by_model in sorted(table.items()):
+        if not isinstance(by_model, dict) or not all(isinstance(m, dict) for m in by_model.values()):
+            raise ValueError(f"{cross}: site {site!r}: expected {{model: {{metric: value}}}}, got {by_model!r:.80}")
         owner = next((o for o in by_model if o.startswith(GLOBAL_MODEL_PREFIX)), None)
         if owner is None:
             raise ValueError(f"{cross}: site {site!r} has no evaluation of the global model")

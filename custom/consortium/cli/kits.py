@@ -48,8 +48,8 @@ class Project:
             raise ConfigurationError(f"{path}: project file not found")
         try:
             config = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as e:
-            raise ConfigurationError(f"{path}: not valid YAML: {e}") from e
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            raise ConfigurationError(f"{path}: not valid YAML ({_one_line(e)})") from None
         if not isinstance(config, dict) or "name" not in config or "participants" not in config:
             raise ConfigurationError(f"{path}: needs top-level fields 'name' and 'participants'")
         project = cls(path, config)
@@ -131,6 +131,13 @@ class Project:
     @property
     def policies_dir(self) -> Path:
         return self.path.parent / POLICIES_DIR
+
+
+def _one_line(error: Exception) -> str:
+    """A YAML parser's error as one line: where, and what."""
+    mark = getattr(error, "problem_mark", None)
+    what = getattr(error, "problem", None) or str(error)
+    return f"line {mark.line + 1}, column {mark.column + 1}: {what}" if mark is not None else " ".join(str(what).split())
 
 
 def default_server_storage(project: Project) -> Path:

@@ -284,8 +284,15 @@ def wait_ready(state: PocState, timeout: float = READY_TIMEOUT_S, echo=print) ->
         sess.close()
 
 
+def _existing(workspace: Path, what: str) -> Path:
+    """``workspace`` resolved; PocError naming it when there is no such folder (a typo, not an idle POC)."""
+    if not Path(workspace).is_dir():
+        raise PocError(f"{workspace}: no such POC workspace (no folder there); {what}")
+    return Path(workspace).resolve()
+
+
 def status(workspace: Path) -> dict:
-    state = PocState.load(workspace.resolve() / STATE_FILE)
+    state = PocState.load(_existing(workspace, "`consortium poc up --workspace DIR` makes one") / STATE_FILE)
     if state is None:
         return {"state": "absent", "workspace": str(workspace)}
     alive = running(state)
@@ -316,7 +323,7 @@ def status(workspace: Path) -> dict:
 
 def down(workspace: Path, echo=print) -> None:
     """Shut the consortium down through the admin API, then make sure every process is gone."""
-    state_path = workspace.resolve() / STATE_FILE
+    state_path = _existing(workspace, "nothing stopped") / STATE_FILE
     state = PocState.load(state_path)
     if state is None:
         echo(f"no POC state in {workspace}; nothing to stop")
