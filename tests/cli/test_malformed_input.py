@@ -45,14 +45,13 @@ COMMANDS = {" ".join(words): p for words, p in leaf_commands(parser())}
 VARIANTS = ("bad names", "missing paths", "malformed files")
 
 
-def _value(action: argparse.Action, variant: str, tmp: Path) -> str | None:
+def _value(action: argparse.Action, variant: str, tmp: Path, garbage: Path) -> str | None:
     dest = action.dest
     if action.type is Path or dest in FILE_ARGS | OUTPUT_ARGS:
         if dest in OUTPUT_ARGS and variant != "missing paths":
             return str(tmp / "outputs" / dest)
         if variant == "malformed files":
-            folder = tmp / "garbage"
-            return str(folder / f"{dest}.yml" if dest in FILE_ARGS else folder / dest)
+            return str(garbage / f"{dest}.yml" if dest in FILE_ARGS else garbage / dest)
         return str(tmp / "missing" / dest)
     if action.type in (int, float):
         return "1"
@@ -61,22 +60,24 @@ def _value(action: argparse.Action, variant: str, tmp: Path) -> str | None:
     return None
 
 
-def argv_for(words: str, p: argparse.ArgumentParser, variant: str, tmp: Path) -> list[str]:
+def argv_for(words: str, p: argparse.ArgumentParser, variant: str, tmp: Path, garbage: Path) -> list[str]:
     """Every positional and every option that takes a value, malformed as ``variant`` says; flags off."""
     argv = words.split()
     for action in p._actions:
         if isinstance(action, argparse._HelpAction | argparse._StoreTrueAction | argparse._StoreConstAction):
             continue
-        value = _value(action, variant, tmp)
+        value = _value(action, variant, tmp, garbage)
         if value is None:
             continue
         argv += [value] if not action.option_strings else [action.option_strings[-1], value]
     return argv
 
 
-def _make_garbage(tmp: Path) -> None:
-    folder = tmp / "garbage"
-    folder.mkdir()
+@pytest.fixture(scope="module")
+def garbage(tmp_path_factory) -> Path:
+    """Files that are not JSON or YAML under every name a command reads, in every folder a
+    command looks in (one set for the module; the commands only read it)."""
+    folder = tmp_path_factory.mktemp("garbage")
     for dest in FILE_ARGS:
         (folder / f"{dest}.yml").write_text(GARBAGE)
     for name in {a.dest for p in COMMANDS.values() for a in p._actions} - FILE_ARGS - OUTPUT_ARGS:
@@ -84,6 +85,11 @@ def _make_garbage(tmp: Path) -> None:
             (folder / name / sub).mkdir(parents=True, exist_ok=True)
             for f in GARBAGE_FILES:
                 (folder / name / sub / f).write_text(GARBAGE)
+    return folder
+
+
+def _files(folder: Path) -> dict[str, int]:
+    return {str(p): p.stat().st_mtime_ns for p in folder.rglob("*")}
 
 
 def _snapshot() -> dict:
@@ -95,8 +101,7 @@ def _snapshot() -> dict:
         except OSError:
             return set()
 
-    files = {str(p): p.stat().st_mtime_ns for d in ("jobs", "provisioning", "poc_workspace")
-             for p in (REPO / d).rglob("*") if p.is_file()}
+    files = {k: v for d in ("jobs", "provisioning", "poc_workspace") for k, v in _files(REPO / d).items()}
     return {"top": names(REPO), "parent": names(REPO.parent), "grandparent": names(REPO.parent.parent),
             "root": names(Path("/")), "home": names(Path.home()), "files": files}
 
@@ -110,7 +115,6 @@ def sandbox(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     monkeypatch.setenv("CONSORTIUM_POC_WORKSPACE", str(tmp_path / "missing" / "poc"))
     monkeypatch.delenv("CONSORTIUM_TRACEBACK", raising=False)
-    _make_garbage(tmp_path)
     return tmp_path
 
 
@@ -123,11 +127,11 @@ def test_the_walk_finds_every_command():
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("words", sorted(COMMANDS))
 def test_a_command_with_malformed_input_fails_with_one_clear_line_and_writes_nothing_outside(
-        words, variant, sandbox, capsys):
+        words, variant, sandbox, garbage, capsys):
     from consortium.cli.main import main
 
-    argv = argv_for(words, COMMANDS[words], variant, sandbox)
-    before = _snapshot()
+    argv = argv_for(words, COMMANDS[words], variant, sandbox, garbage)
+    before, garbage_before = _snapshot(), _files(garbage)
 
     try:
         rc = main(argv)
@@ -142,7 +146,7 @@ def test_a_command_with_malformed_input_fails_with_one_clear_line_and_writes_not
         assert err.strip().splitlines()[-1].startswith("consortium: error: "), said
     given = [a for a in argv[len(words.split()):] if not a.startswith("-") and not a.isdigit()]
     assert any(value in out + err for value in given), f"the message names none of the values given: {said}"
-    assert _snapshot() == before
+    assert _snapshot() == before and _files(garbage) == garbage_before
     assert not (sandbox / "x").exists() and not (sandbox / "cwd" / "x").exists()
     assert not (sandbox / "tmp" / "x.yml").exists() and list((sandbox / "tmp").iterdir()) == []
 
