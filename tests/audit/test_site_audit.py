@@ -241,3 +241,57 @@ def test_an_instance_a_job_declares_writes_nothing(fl_ctx, tmp_path):
     receive(from_job, fl_ctx)
 
     assert not (tmp_path / "audit").exists()
+
+
+def test_a_result_carries_the_head_of_its_own_line_and_a_task_the_servers_head(fl_ctx, tmp_path):
+    from consortium.audit.anchors import SERVER_HEAD_HEADER, SITE_HEAD_HEADER
+
+    audit = site_audit(fl_ctx)
+    server_head = {"seq": 41, "hash": "ab" * 32}
+    data = DXO(DataKind.WEIGHTS, {"w": WEIGHTS}).to_shareable()
+    data.set_header(SERVER_HEAD_HEADER, server_head)
+    for key, value in ((FLContextKey.TASK_DATA, data), (FLContextKey.TASK_NAME, "train"), (FLContextKey.TASK_ID, "t1")):
+        fl_ctx.set_prop(key, value, private=True, sticky=False)
+    audit.handle_event(EventType.BEFORE_TASK_DATA_FILTER, fl_ctx)
+    sent = leave(audit, fl_ctx, update())
+
+    lines = [json.loads(x) for x in (tmp_path / "audit" / TRAIL_FILE).read_text().splitlines()]
+    assert lines[0]["record"]["server_head"] == server_head
+    assert sent.get_header(SITE_HEAD_HEADER) == {"seq": 2, "hash": lines[1]["hash"]}  # the result_sent line itself
+    assert lines[1]["record"]["result_sha256"] == content_sha256(payload(sent))  # the header is not in the digest
+
+
+def test_a_line_whose_head_failed_is_logged_as_recorded_and_the_next_release_is_withheld(fl_ctx, tmp_path, caplog, monkeypatch):
+    from consortium.audit import chain
+
+    audit = site_audit(fl_ctx)
+    monkeypatch.setattr(chain, "atomic_write", lambda path, data: (_ for _ in ()).throw(OSError("read-only file system")))
+    receive(audit, fl_ctx)
+    assert "task_received recorded as record 1, but its head file could not be written" in caplog.text
+    assert "not recorded" not in caplog.text
+
+    sent = leave(audit, fl_ctx, update())  # record 1's head cannot be written first: nothing appended
+    assert sent.get_return_code() == AUDIT_FAILED and payload(sent) == {}
+    assert sent.get_header(REFUSAL_HEADER) == "withheld: audit trail not writable at cleveland"
+    result = verify_trail(tmp_path / "audit")
+    assert result.ok and result.unheaded and result.lines == 1
+
+
+def test_a_provisioned_site_signs_every_line_and_one_without_its_key_writes_nothing(fl_ctx, tmp_path, engine):
+    from audit_kits import RootCA
+
+    from consortium.audit.signing import kit_certificate
+
+    RootCA().kit(tmp_path, "cleveland")
+    audit = site_audit(fl_ctx)
+    receive(audit, fl_ctx)
+    leave(audit, fl_ctx, update())
+    assert verify_trail(tmp_path / "audit", kit_certificate(tmp_path).public_key()).ok
+
+    (tmp_path / "startup" / "client.key").unlink()
+    later = site_audit(fl_ctx)  # the next job's process
+    receive(later, fl_ctx, task_id="t2")
+    sent = leave(later, fl_ctx, update())
+    assert sent.get_header(REFUSAL_HEADER) == "withheld: audit trail not writable at cleveland"
+    assert EventType.FATAL_SYSTEM_ERROR in engine.events
+    assert len(records(tmp_path)) == 2  # nothing unsigned was written
