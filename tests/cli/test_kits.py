@@ -16,13 +16,13 @@ def kits(project, tmp_path_factory):
     return provision(project, tmp_path_factory.mktemp("kits"), poc=True), project
 
 
-def test_every_site_admits_the_consortium_package_and_keeps_enforcement(kits):
+def test_every_site_admits_exact_classes_only_and_keeps_enforcement(kits):
     prod, project = kits
     for site in ["server", *project.clients]:
         res = json.loads((prod / site / "local" / "resources.json").read_text())
         assert res["class_list_enforcement_mode"] == "enforce"
-        assert "consortium." in res["class_allow_list"]
-        assert "nvflare.app_common.workflows.scatter_and_gather.ScatterAndGather" in res["class_allow_list"]
+        assert "consortium.flare.round_aggregator.RoundAggregator" in res["class_allow_list"]
+        assert [e for e in res["class_allow_list"] if e.endswith(".") or e.count(".") < 2] == []  # no prefixes
 
 
 def test_no_role_may_submit_custom_code(kits):
