@@ -4,6 +4,7 @@ per round) with real Shareables and contexts, and the listener that writes the r
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -262,3 +263,26 @@ def test_a_revoked_site_s_result_is_refused_from_the_moment_the_admin_revokes_it
 
     (tmp_path / "disabled_clients.json").write_text("{not json")  # a damaged list: nobody's result is taken
     assert not agg.accept(result("a", [1.0, 0.0], rnd=3), fl_ctx)
+
+
+def test_a_resume_file_outside_the_job_s_app_folder_is_refused(engine, fl_ctx, tmp_path):
+    from nvflare.apis.event_type import EventType
+    from nvflare.apis.fl_constant import FLContextKey
+
+    from consortium.registry.store import load_arrays, save_arrays
+
+    app = tmp_path / "job1" / "app_server"
+    app.mkdir(parents=True)
+    outside = tmp_path / "elsewhere.npz"
+    digest = save_arrays(outside, GLOBAL, {"velocity/w": np.ones(2, dtype=np.float32)})
+    fl_ctx.set_prop(FLContextKey.APP_ROOT, str(app), private=True, sticky=False)
+    escape = "../../elsewhere.npz"
+    assert load_arrays(os.path.join(app, escape), digest)[1]  # a plain join reads it: the path leaves the app
+
+    agg = RoundAggregator(server_momentum=0.5, resume_from=escape, resume_sha256=digest)
+    panics = []
+    agg.system_panic = lambda reason, ctx: panics.append(reason)
+    agg.handle_event(EventType.START_RUN, fl_ctx)
+
+    assert len(panics) == 1 and "outside" in panics[0] and escape in panics[0]
+    assert agg.round.step.velocity is None  # nothing was restored from it

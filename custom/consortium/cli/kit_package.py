@@ -156,7 +156,10 @@ def package(bundle_path: Path, request_dir: Path, fingerprint: str, workspace: P
         signed.write_bytes(bundle.members[signed.name])
         data = nvflare(["package", str(signed), "-w", str(workspace), "--request-dir", str(request_dir),
                         "--fingerprint", fingerprint], f"package {bundle_path}")
-    kit = Path(data["output_dir"])
+    kit = Path(str(data.get("output_dir"))).resolve()
+    if kit == workspace or not kit.is_relative_to(workspace):
+        raise ProvisioningError(f"{bundle_path}: nvflare package wrote the kit to {data.get('output_dir')!r}, not under "
+                                f"--workspace {workspace}")
     try:
         install_policies(kit, name, bundle)
         name_the_server(kit, bundle)

@@ -163,10 +163,12 @@ class RoundAggregator(Aggregator):
         if event_type == EventType.START_RUN:
             self._deny_list = DenyList(Path(fl_ctx.get_engine().get_workspace().get_root_dir()))
         if event_type == EventType.START_RUN and self.resume_from is not None:
+            from consortium.fileio import path_under
             from consortium.registry.store import RegistryError, load_arrays
 
             path = os.path.join(fl_ctx.get_prop(FLContextKey.APP_ROOT), self.resume_from)
-            try:
+            try:  # a file inside the job's app folder, never one the job points to elsewhere
+                path = path_under(fl_ctx.get_prop(FLContextKey.APP_ROOT), self.resume_from)
                 _, state = load_arrays(path, self.resume_sha256)
                 self.restore_server_state(state)
             except (RegistryError, ValueError) as e:
