@@ -51,6 +51,27 @@ def test_a_site_whose_job_process_exits_is_named(site_processes):
     assert watch.check() == []  # reported once
 
 
+def test_a_site_that_stopped_its_job_is_named_with_the_reason_its_log_gives(site_processes, tmp_path):
+    state, _, job = site_processes
+    log = tmp_path / "kits" / "hungary" / JOB / "log.txt"
+    log.parent.mkdir(parents=True)
+    log.write_text("2026-12-07 22:53:19,001 - ClientRunner - INFO - [identity=hungary, run=x]: started\n"
+                   "2026-12-07 22:53:20,002 - SiteAuditTrail - ERROR - [identity=hungary, run=x, task_name=train]: "
+                   "audit trail: task_received not recorded (disk full); stopping the job at this site\n"
+                   "2026-12-07 22:53:20,003 - ClientRunner - ERROR - [identity=hungary]: later noise\n")
+    watch = SiteWatch(state, JOB, interval=0, settle=0)
+    watch.check()
+    job.kill()
+    job.wait()
+    time.sleep(0.1)
+
+    lost = watch.check()
+
+    assert [str(x) for x in lost] == [f"site hungary stopped answering: its process for job {JOB} (pid {job.pid}) exited; "
+                                      "its log says: audit trail: task_received not recorded (disk full); stopping the "
+                                      "job at this site"]
+
+
 def test_a_site_whose_flare_client_died_is_named(site_processes):
     state, started, _ = site_processes
     started["cleveland"].kill()
