@@ -1,7 +1,7 @@
 """The server's own audit in the real POC: a refused admin command is in its chained trail and in
 FLARE's audit.log, the trail verifies, a finished job's FLARE audit log is kept after FLARE deletes
-the job's run folder, and a job carrying custom code is refused at deployment (BYOC off for every
-role) and recorded."""
+the job's run folder, a job carrying custom code is refused at deployment (BYOC off for every
+role) and recorded, and a job's site trails are signed and anchored in the server's trail."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import io
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -121,3 +122,70 @@ def test_a_job_carrying_custom_code_is_refused_at_deployment_and_recorded(poc_co
     refused = wait_for_record(poc_consortium, lambda r: r["event"] == "job_refused" and r["job_id"] == job_id, 10)
     assert "server: BYOC not permitted" in refused["detail"]
     assert not any((Path(poc_consortium.kits) / site / job_id).exists() for site in SITES)  # never deployed to a site
+
+
+@pytest.fixture
+def heads_declared(poc_consortium):
+    """The server kit's declaration of the trail heads component (consortium.flare.server_heads):
+    in ``startup/`` where the kit builder wrote it; else a copy in ``local/``, which FLARE reads for
+    every job process the same way (removed afterwards)."""
+    from consortium.flare.server_heads import DECLARATION
+
+    added = []
+    for name, content in DECLARATION.items():
+        if not (server_ws(poc_consortium) / "startup" / name).is_file():
+            path = server_ws(poc_consortium) / "local" / name
+            path.write_text(json.dumps(content))
+            added.append(path)
+    yield
+    for path in added:
+        path.unlink()
+
+
+def _verify(*argv) -> tuple[int, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = audit_cli.main(["verify", *map(str, argv)])
+    return rc, out.getvalue() + err.getvalue()
+
+
+def test_a_jobs_site_trails_are_signed_and_anchored_in_the_servers_trail(poc_consortium, heads_declared, tmp_path):
+    from consortium.audit.chain import HEAD_FILE, AuditTrail, Link, canonical_json
+    from consortium.audit.signing import kit_signer
+
+    sess = poc.admin_session(poc_consortium)
+    try:
+        job_id = sess.submit_job(str(job_copy(tmp_path)))
+        assert wait_finished(sess, job_id)["status"] == "FINISHED:COMPLETED"
+    finally:
+        sess.close()
+
+    kits, server = Path(poc_consortium.kits), server_ws(poc_consortium)
+    heads = [r for r in trail_records(poc_consortium) if r["event"] == "site_head" and r["job"] == job_id]
+    assert {h["site"] for h in heads} == set(SITES)
+    for site in SITES:
+        lines = {e["seq"]: e for e in map(json.loads, (kits / site / "audit" / TRAIL_FILE).read_text().splitlines())}
+        assert all("sig" in e for e in lines.values())
+        for h in (h for h in heads if h["site"] == site):  # each head the server holds is that result's own line
+            assert lines[h["seq"]]["hash"] == h["hash"] and lines[h["seq"]]["record"]["event"] == "result_sent"
+        received = [e["record"] for e in lines.values() if e["record"].get("job") == job_id and e["record"]["event"] == "task_received"]
+        assert received and all(r["server_head"] for r in received)  # and each task the server's head
+        rc, out = _verify(kits / site, "--against", server)
+        assert rc == 0 and f"every line signed by {site!r}" in out and "agrees with the server's" in out, out
+
+    # cleveland, holding its own key, rewrites its last sent result: signatures hold, the server's copy does not
+    head = max((h for h in heads if h["site"] == "cleveland"), key=lambda h: h["seq"])
+    last = head["seq"]
+    copy = tmp_path / "cleveland_rewritten"
+    shutil.copytree(kits / "cleveland" / "audit", copy / "audit")
+    kept = (copy / "audit" / TRAIL_FILE).read_text().splitlines(keepends=True)[:last - 1]
+    (copy / "audit" / TRAIL_FILE).write_text("".join(kept))
+    before = json.loads(kept[-1])
+    (copy / "audit" / HEAD_FILE).write_text(canonical_json(Link(before["seq"], before["hash"]).to_dict()) + "\n")
+    AuditTrail(copy / "audit", signer=kit_signer(kits / "cleveland")).append(
+        {"event": "result_sent", "site": "cleveland", "job": job_id, "task": "train", "result_sha256": "0" * 64})
+
+    rc, out = _verify(copy, "--kit", kits / "cleveland")
+    assert rc == 0, out  # alone, the rewrite holds
+    rc, out = _verify(copy, "--kit", kits / "cleveland", "--against", server)
+    assert rc == 1 and f"line {last}: rewritten: record {last} (job {job_id}, task {head['task']})" in out, out
