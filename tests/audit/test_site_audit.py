@@ -190,7 +190,7 @@ def test_a_result_that_cannot_be_recorded_does_not_leave(fl_ctx, tmp_path, engin
     sent = leave(audit, fl_ctx, update())
 
     assert sent.get_return_code() == AUDIT_FAILED and payload(sent) == {}
-    assert sent.get_header(REFUSAL_HEADER) == "withheld: audit trail not writable at cleveland"
+    assert sent.get_header(REFUSAL_HEADER) == "audit trail not writable at cleveland"
     assert EventType.FATAL_SYSTEM_ERROR in engine.events  # the job stops at this site
 
 
@@ -272,7 +272,7 @@ def test_a_line_whose_head_failed_is_logged_as_recorded_and_the_next_release_is_
 
     sent = leave(audit, fl_ctx, update())  # record 1's head cannot be written first: nothing appended
     assert sent.get_return_code() == AUDIT_FAILED and payload(sent) == {}
-    assert sent.get_header(REFUSAL_HEADER) == "withheld: audit trail not writable at cleveland"
+    assert sent.get_header(REFUSAL_HEADER) == "audit trail not writable at cleveland"
     result = verify_trail(tmp_path / "audit")
     assert result.ok and result.unheaded and result.lines == 1
 
@@ -292,6 +292,6 @@ def test_a_provisioned_site_signs_every_line_and_one_without_its_key_writes_noth
     later = site_audit(fl_ctx)  # the next job's process
     receive(later, fl_ctx, task_id="t2")
     sent = leave(later, fl_ctx, update())
-    assert sent.get_header(REFUSAL_HEADER) == "withheld: audit trail not writable at cleveland"
+    assert sent.get_header(REFUSAL_HEADER) == "audit trail not writable at cleveland"
     assert EventType.FATAL_SYSTEM_ERROR in engine.events
     assert len(records(tmp_path)) == 2  # nothing unsigned was written

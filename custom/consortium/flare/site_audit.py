@@ -35,7 +35,7 @@ server records it); every ``task_received`` line keeps the server trail head the
 Fail closed: FLARE logs and swallows a handler's exception, so the component acts itself. If the
 ``result_*`` line cannot be written (disk, permissions, a damaged trail, no kit key), or the result
 cannot be digested, the result is emptied *in place* before FLARE sends it: only the return code
-:data:`AUDIT_FAILED` and the reason "withheld: audit trail not writable at <site>" (the refusal
+:data:`AUDIT_FAILED` and the reason "audit trail not writable at <site>" (the refusal
 header the server's aggregator reports) leave the site, and the job is stopped at the site
 (``system_panic``). If ``job_started`` or ``task_received`` cannot be written, the job is stopped
 the same way. A line written whose head file could not be written is recorded (the error log says
@@ -193,12 +193,12 @@ class SiteAuditTrail(FLComponent):
         try:
             record = {**task, **self.describe(result, fl_ctx, task_name)}
         except Exception as e:  # e.g. a type the digest does not know: it does not leave unrecorded
-            withhold(result, f"withheld: the result of {task_name} cannot be digested for the audit trail at {task['site']}")
+            withhold(result, f"the result of {task_name} cannot be digested for the audit trail at {task['site']}")
             self._panic(fl_ctx, f"audit trail: the result of {task_name} cannot be digested ({e}); withheld")
             return
         head = self._write(fl_ctx, record)
         if head is None:
-            withhold(result, f"withheld: audit trail not writable at {task['site']}")
+            withhold(result, f"audit trail not writable at {task['site']}")
         else:
             result.set_header(SITE_HEAD_HEADER, head_value(head))  # after the line: not in its digest
 
