@@ -68,7 +68,9 @@ def test_settings_cannot_be_changed_after_validation():
     ({"site_epochs": {"hungary": True}}, "site_epochs['hungary'] = True must be an integer in [1, 1000]"),
     ({"site_epochs": "hungary"}, "site_epochs = 'hungary' must map site names to epochs"),
     ({"dp_sgd": "on"}, "dp_sgd = 'on' must map DP-SGD's settings to values, or be null"),
-    ({"dp_sgd": {"target_epsilon": "8", "planned_rounds": 20}}, "dp_sgd.target_epsilon = '8' must be a positive number or null"),
+    ({"dp_sgd": {"target_epsilon": "8", "planned_rounds": 20}}, "dp_sgd.target_epsilon = '8' must be a number in (0, 100] or null"),
+    ({"dp_sgd": {"target_epsilon": 1e300, "planned_rounds": 20}},  # Opacus' calibration to it does not finish
+     "dp_sgd.target_epsilon = 1e+300 must be a number in (0, 100] or null"),
     ({"dp_sgd": {"noise_multiplier": 1.0, "delta": "1e-3"}}, "dp_sgd.delta = '1e-3' must be a number in (0, 1)"),
 ])
 def test_a_value_of_the_wrong_type_or_range_is_named_with_the_value(args, message):

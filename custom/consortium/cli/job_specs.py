@@ -11,9 +11,11 @@ cannot drift: the executors' training arguments are
 has no rule. ``tests/cli/test_job_values.py`` checks every spec against its class's constructor.
 
 Bounds: rounds at most :data:`MAX_ROUNDS`; seconds at most :data:`MAX_SECONDS`; polling periods at
-most :data:`MAX_POLL_S`. Arguments that would let a job defeat a site's protection are refused
-outright: a fixed DP ``noise_seed`` (predictable noise), a persistor checkpoint read from the
-server's file system or un-pickled whole (``source_ckpt_file_full_name``, ``load_weights_only``).
+most :data:`MAX_POLL_S`; epsilons at most :data:`~consortium.learning.settings.MAX_EPSILON`.
+Arguments that would let a job defeat a site's protection are refused outright: a fixed DP
+``noise_seed`` (predictable noise), a persistor checkpoint read from the server's file system or
+un-pickled whole (``source_ckpt_file_full_name``, ``load_weights_only``), a DP ledger outside the
+site's workspace (a fresh ledger is a fresh budget).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from consortium.learning.settings import (
     DP_SGD_TYPES,
     EPOCHS_RULE,
     MAX_EPOCHS,
+    MAX_EPSILON,
     SCALAR_RULES,
     LocalTrainingSettings,
     is_number,
@@ -74,6 +77,7 @@ poll = positive(MAX_POLL_S)
 positive_number = rule(lambda v: is_number(v) and v > 0, "must be a positive number")
 algorithm = one_of(("fedavg", "fednova"))
 tau_eff = one_of(tuple(t.value for t in TauEff))
+epsilon = rule(lambda v: is_number(v) and 0 < v <= MAX_EPSILON, f"must be a number in (0, {MAX_EPSILON:g}]")
 seed = optional(integer(-(2**63), 2**63 - 1))
 
 
@@ -164,9 +168,9 @@ AGGREGATOR_RULES = {"algorithm": algorithm, "tau_eff": tau_eff, "server_momentum
                     "sites": optional(site_count), "alert_threshold": optional(positive_number), "exclude_alerted": boolean}
 _AGGREGATOR = from_fields(AggregatorConfig, AGGREGATOR_RULES, "RoundAggregator")
 PRIVACY = from_fields(UpdatePrivacyPolicy, {
-    "clip_norm": positive_number, "site_epsilon_budget": positive_number, "noise_multiplier": optional(positive_number),
-    "target_epsilon": optional(positive_number), "planned_rounds": optional(rounds),
-    "job_epsilon_budget": optional(positive_number), "delta": rule(*DP_SGD_TYPES["delta"]),
+    "clip_norm": positive_number, "site_epsilon_budget": epsilon, "noise_multiplier": optional(positive_number),
+    "target_epsilon": optional(epsilon), "planned_rounds": optional(rounds), "job_epsilon_budget": optional(epsilon),
+    "delta": rule(*DP_SGD_TYPES["delta"]),
     "accountant": one_of(ACCOUNTANTS), "adjacency": one_of(ADJACENCIES), "ledger_path": relative_path,
     "count_step": integer(1, 1_000_000),
     "noise_seed": null("a seed in the job makes the site's noise predictable, which protects nothing")},

@@ -20,6 +20,8 @@ from consortium.privacy.dp_sgd import DPSGDConfig
 
 MAX_EPOCHS = 1_000  # local epochs per round (the shipped jobs use at most 5; fine-tuning at most 60)
 MAX_BATCH_SIZE = 65_536
+# a larger epsilon promises nothing, and Opacus' calibration of sigma to it may not finish (1e300 does not)
+MAX_EPSILON = 100.0
 
 
 def is_integer(value) -> bool:
@@ -52,7 +54,8 @@ SCALAR_RULES: dict[str, tuple[Callable[[object], bool], str]] = {
 DP_SGD_TYPES: dict[str, tuple[Callable[[object], bool], str]] = {
     "max_grad_norm": (lambda v: is_number(v) and v > 0, "must be a positive number"),
     "noise_multiplier": (lambda v: v is None or (is_number(v) and v > 0), "must be a positive number or null"),
-    "target_epsilon": (lambda v: v is None or (is_number(v) and v > 0), "must be a positive number or null"),
+    "target_epsilon": (lambda v: v is None or (is_number(v) and 0 < v <= MAX_EPSILON),
+                       f"must be a number in (0, {MAX_EPSILON:g}] or null"),
     "delta": (lambda v: is_number(v) and 0 < v < 1, "must be a number in (0, 1)"),
     "planned_rounds": (lambda v: v is None or (is_integer(v) and v >= 1), "must be an integer >= 1 or null"),
     "accountant": (lambda v: isinstance(v, str), "must be a string"),
