@@ -23,6 +23,10 @@
     consortium approve NAME.request.zip     the project admin signs it with the consortium's root CA
     consortium package NAME.approved.zip    at the hospital: its startup kit (policies, HE keys) from the approval
     consortium add-site NAME --org ORG      the project admin adds a hospital; every existing kit unchanged
+
+Names (sites, orgs, jobs, apps) follow FLARE's rules and are checked before anything is written.
+An error is one line on stderr naming the file, field and value, exit code 2; exit code 3 is a
+bug (CONSORTIUM_TRACEBACK=1 shows its traceback).
 """
 
 from __future__ import annotations
@@ -373,12 +377,15 @@ EXIT_BAD_INPUT, EXIT_BUG = 2, 3
 def check_arguments(args: argparse.Namespace) -> None:
     """Names given on the command line, checked against FLARE's rules before any command runs:
     a site (``SITE``: ``poc kill``, ``quarantine``, ``revoke-site``...) and a job id."""
-    from consortium.names import check_name
+    from consortium.names import check_name, name_problem
 
-    if isinstance(getattr(args, "site", None), str):
-        check_name("server" if args.site == "server" else "site", args.site, f"{args.command}: SITE")
+    command = " ".join(w for w in (args.command, getattr(args, "action", None)) if isinstance(w, str))
+    site = getattr(args, "site", None)
+    if isinstance(site, str):  # `poc kill|restart` also take the server's name, a host name
+        host = args.command == "poc" and name_problem("site", site) and not name_problem("server", site)
+        check_name("server" if host else "site", site, f"{command}: SITE")
     if isinstance(getattr(args, "job_id", None), str):
-        check_name("job", args.job_id, f"{args.command}: JOB_ID")
+        check_name("job", args.job_id, f"{command}: JOB_ID")
 
 
 def explain(error: BaseException) -> tuple[str, int]:
