@@ -89,6 +89,8 @@ def test_an_executor_that_is_not_an_object_is_refused_not_crashed_on():
 @pytest.mark.parametrize("change, field, value", [
     (lambda c: c.__setitem__("components", {"persistor": {}}), "components", "{'persistor': {}}"),
     (lambda c: c["components"].append("persistor"), "components[8]", "'persistor'"),
+    (lambda c: c["components"].append(dict(c["components"][0])), "field components = ['persistor']", "twice"),
+    (lambda c: c["components"][0].__setitem__("id", ""), "components[0].id", "''"),
     (lambda c: c["components"][2].__setitem__("args", ["fedavg"]), "components[2].args", "['fedavg']"),
     (lambda c: c["components"][2].__setitem__("name", "RoundAggregator"), "components[2].name", "'RoundAggregator'"),
     (lambda c: c["components"][2]["args"].__setitem__("algorithm", "fedsgd"), "components[2].args.algorithm", "'fedsgd'"),
@@ -134,6 +136,7 @@ def test_bad_server_values_are_named_with_file_field_and_value(change, field, va
     (CLIENT, lambda c: _executor(c).__setitem__("standardisation", {"mean": [0.0], "std": [0.0]}),
      "standardisation.std[0]", "0.0"),
     (CLIENT, lambda c: c["executors"][0].__setitem__("tasks", "train"), "executors[0].tasks", "'train'"),
+    (CLIENT, lambda c: c["executors"][0].pop("tasks"), "executors[0] lacks", "'tasks'"),
     (CLIENT, lambda c: c["executors"][0]["executor"].__setitem__("args", "lr=0.1"), "executor.args", "'lr=0.1'"),
     (DP_CLIENT, lambda c: _executor(c)["dp_sgd"].__setitem__("target_epsilon", "1"), "dp_sgd.target_epsilon", "'1'"),
     (DP_CLIENT, lambda c: _executor(c)["dp_sgd"].__setitem__("delta", 1.5), "dp_sgd.delta", "1.5"),
@@ -159,6 +162,10 @@ def test_bad_site_values_are_named_with_file_field_and_value(config_path, change
 
     assert message.startswith(f"{config_path}: field ")
     assert field in message and value in message
+
+
+def test_a_config_that_is_not_an_object_is_named():
+    assert _refusal(CLIENT, ["executors"]) == f"{CLIENT}: the config must be a JSON object, got list"
 
 
 def test_the_dp_sgd_settings_that_do_not_combine_are_refused_by_the_sites_own_typed_config():

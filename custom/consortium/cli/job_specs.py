@@ -145,7 +145,7 @@ def _retries_need_a_timeout(args: dict, where: str, ctx: Context) -> None:
 
 
 def _resume_pair(args: dict, where: str, ctx: Context) -> None:
-    if ("resume_from" in args and args["resume_from"] is not None) != ("resume_sha256" in args and args["resume_sha256"] is not None):
+    if (args.get("resume_from") is None) != (args.get("resume_sha256") is None):
         ctx.error(f"field {where}: resume_from and resume_sha256 go together, got {args.get('resume_from')!r} and "
                   f"{args.get('resume_sha256')!r}")
 
