@@ -184,7 +184,6 @@ def provision(project: Project, workspace: Path, poc: bool, server_storage: Path
     try:
         with owner_only():  # cert.json, keys, CKKS contexts: 0600 from the moment they exist
             workspace.mkdir(parents=True, exist_ok=True)
-            (workspace / "project.yml").write_text(yaml.safe_dump(config, sort_keys=False))
             mode = ProvisionMode.POC if poc else ProvisionMode.NORMAL
             ctx = Provisioner(str(workspace), builders, packager).provision(flare_project, mode=mode)
         restrict_secrets(workspace)  # and any a builder wrote with an explicit wider mode
@@ -195,6 +194,7 @@ def provision(project: Project, workspace: Path, poc: bool, server_storage: Path
             raise RuntimeError(f"provisioning produced no kits under {workspace / project.name}")
         kits = prod[-1]
         install_site_policies(project, kits, storage_root=Path(server_storage))
+        (workspace / "project.yml").write_text(yaml.safe_dump(config, sort_keys=False))  # what was provisioned
     except BaseException:
         if made:  # a workspace this call made holds nothing usable: leave none behind
             import shutil
