@@ -65,7 +65,7 @@ def test_settings_cannot_be_changed_after_validation():
     ({"batch_size": 0}, "batch_size = 0 must be an integer in [1, 65536]"),
     ({"momentum": "0.9"}, "momentum = '0.9' must be a number in [0, 1)"),
     ({"fedprox_mu": float("inf")}, "fedprox_mu = inf must be a number >= 0 or null"),
-    ({"site_epochs": {"hungary": True}}, "site_epochs['hungary'] = True must be an integer in [1, 1000]"),
+    ({"site_epochs": {"hungary": True}}, "site_epochs['hungary']: epochs = True must be an integer in [1, 1000]"),
     ({"site_epochs": "hungary"}, "site_epochs = 'hungary' must map site names to epochs"),
     ({"dp_sgd": "on"}, "dp_sgd = 'on' must map DP-SGD's settings to values, or be null"),
     ({"dp_sgd": {"target_epsilon": "8", "planned_rounds": 20}}, "dp_sgd.target_epsilon = '8' must be a number in (0, 100] or null"),

@@ -98,7 +98,7 @@ class LocalTrainingSettings:
         for site, epochs in self.site_epochs.items():
             if not isinstance(site, str) or not site:
                 raise ValueError(f"site_epochs: key {site!r} must be a site name")
-            _check(f"site_epochs[{site!r}]", epochs, EPOCHS_RULE)
+            _check(f"site_epochs[{site!r}]: epochs", epochs, EPOCHS_RULE)
         object.__setattr__(self, "site_epochs", MappingProxyType(dict(self.site_epochs)))
         self.train_config()  # TrainConfig's own checks
         if self.dp_sgd is not None and not isinstance(self.dp_sgd, DPSGDConfig):
