@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from conftest import JOBS
-from consortium.cli.job_specs import MAX_ROUNDS, SPECS
+from consortium.cli.job_specs import SPECS
 from consortium.cli.job_values import check_config_values
 from consortium.cli.kits import ConfigurationError
-from consortium.learning.settings import LocalTrainingSettings
+from consortium.learning.settings import MAX_ROUNDS, LocalTrainingSettings
 from consortium.privacy.policy import UpdatePrivacyPolicy
 
 SITES = ["cleveland", "hungary", "switzerland", "va-long-beach"]
@@ -354,3 +354,19 @@ def test_the_encrypted_variant_the_he_command_writes_passes(name):
 
     check_config_values(folder / "server", server, SITES)
     check_config_values(folder / "client", client, SITES)
+
+
+def test_a_recipe_at_the_round_bound_exports_a_job_validate_accepts(tmp_path):
+    from consortium.recipes import HeartConfig, HeartRecipe
+
+    HeartRecipe(HeartConfig(rounds=MAX_ROUNDS)).export(str(tmp_path))
+
+    server = tmp_path / "heart_fedavg" / "app" / "config" / "config_fed_server.json"
+    check_config_values(server, _load(server), SITES)
+
+
+def test_a_recipe_past_the_round_bound_is_refused_as_validate_would():
+    from consortium.recipes import HeartConfig
+
+    with pytest.raises(ValueError, match=rf"HeartConfig.rounds = {MAX_ROUNDS + 1}: must be at most {MAX_ROUNDS}"):
+        HeartConfig(rounds=MAX_ROUNDS + 1)

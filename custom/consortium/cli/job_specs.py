@@ -10,8 +10,9 @@ cannot drift: the executors' training arguments are
 :class:`~consortium.flare.round_aggregator.AggregatorConfig`; building a spec fails when a field
 has no rule. ``tests/cli/test_job_values.py`` checks every spec against its class's constructor.
 
-Bounds: rounds at most :data:`MAX_ROUNDS`; seconds at most :data:`MAX_SECONDS`; polling periods at
-most :data:`MAX_POLL_S`; epsilons at most :data:`~consortium.learning.settings.MAX_EPSILON`.
+Bounds: rounds at most :data:`~consortium.learning.settings.MAX_ROUNDS` (the recipes' JobConfig
+has the same bound); seconds at most :data:`MAX_SECONDS`; polling periods at most
+:data:`MAX_POLL_S`; epsilons at most :data:`~consortium.learning.settings.MAX_EPSILON`.
 Arguments that would let a job defeat a site's protection are refused outright: a fixed DP
 ``noise_seed`` (predictable noise), a persistor checkpoint read from the server's file system or
 un-pickled whole (``source_ckpt_file_full_name``, ``load_weights_only``), a DP ledger outside the
@@ -55,6 +56,7 @@ from consortium.learning.settings import (
     EPOCHS_RULE,
     MAX_EPOCHS,
     MAX_EPSILON,
+    MAX_ROUNDS,
     SCALAR_RULES,
     LocalTrainingSettings,
     is_number,
@@ -64,7 +66,6 @@ from consortium.privacy.dp_sgd import DPSGDConfig
 from consortium.privacy.gaussian import ADJACENCIES
 from consortium.privacy.policy import UpdatePrivacyPolicy
 
-MAX_ROUNDS = 10_000  # a job of more rounds is a typo (the shipped jobs run 20 to 50)
 MAX_SECONDS = 7 * 24 * 3600  # a timeout or wait of more than a week is a typo
 MAX_POLL_S = 60.0  # polling periods (FLARE's defaults are 0.5 to 2 s)
 MAX_SITES = 10_000

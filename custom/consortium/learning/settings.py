@@ -18,6 +18,7 @@ from types import MappingProxyType
 from consortium.learning.loop import TrainConfig
 from consortium.privacy.dp_sgd import DPSGDConfig
 
+MAX_ROUNDS = 10_000  # federated rounds of one job: more is a typo (the shipped jobs run 20 to 50)
 MAX_EPOCHS = 1_000  # local epochs per round (the shipped jobs use at most 5; fine-tuning at most 60)
 MAX_BATCH_SIZE = 65_536
 # a larger epsilon promises nothing, and Opacus' calibration of sigma to it may not finish (1e300 does not)

@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
-from consortium.learning.settings import LocalTrainingSettings
+from consortium.learning.settings import MAX_ROUNDS, LocalTrainingSettings
 from consortium.privacy.policy import UpdatePrivacyPolicy
 
 ALGORITHMS = ("fedavg", "fedprox", "fednova")
@@ -67,7 +67,7 @@ class JobConfig:
     algorithm: "fedavg" (weights n_k), "fedprox" (FedAvg's server, the sites add
         (mu/2)·||w - w_global||² to their loss: needs ``fedprox_mu`` > 0) or "fednova" (weights
         n_k / a_k, then tau_eff; pairs with ``site_epochs``).
-    rounds: ScatterAndGather rounds.
+    rounds: ScatterAndGather rounds, at most :data:`~consortium.learning.settings.MAX_ROUNDS`.
     min_clients: sites the job needs to start and accepted results a round needs.
     epochs, site_epochs, lr, batch_size, momentum, fedprox_mu, seed: the sites' local training.
     tau_eff: FedNova's effective steps, "normalisers" (the paper) or "steps".
@@ -132,6 +132,8 @@ class JobConfig:
         for name in ("rounds", "min_clients", "metrics_port"):
             if not positive_int(getattr(self, name)):
                 self.fail(name, "must be a positive integer")
+        if self.rounds > MAX_ROUNDS:
+            self.fail("rounds", f"must be at most {MAX_ROUNDS} (consortium validate refuses more)")
         if self.algorithm == "fedprox" and not positive_number(self.fedprox_mu):
             self.fail("fedprox_mu", "algorithm 'fedprox' needs a proximal coefficient > 0 (0 would be FedAvg)")
         if self.algorithm != "fedprox" and self.fedprox_mu is not None:
