@@ -3,13 +3,15 @@ through: FLARE's authorizer at the server and each site reads the same list from
 ``local/resources.json``; our executors, persistors and ``consortium validate`` call
 :func:`resolve_component`.
 
-The list holds exact class paths only, by role, exactly the classes the shipped recipe catalogue
-(:mod:`consortium.recipes.catalogue`, exported as ``jobs/``) names: no package prefixes, no
-functions, nothing from ``consortium.cli`` / ``provisioning`` / ``poc`` / ``admin`` and no
-``__main__``. Site-policy components (``privacy.json`` filters, the site and server audit
-trails, the app validator) are not on it: FLARE 2.9 checks a job app's own config only
-(``authorize_build_component`` is set on the job's JSON configurator alone), never a site's
-policy files, which the site itself provides and signs.
+The list holds exact class paths only, by role: exactly the classes the shipped recipe catalogue
+(:mod:`consortium.recipes.catalogue`, exported as ``jobs/``) names, plus
+:data:`SITE_POLICY_CLASSES`; no package prefixes, no functions, nothing from ``consortium.cli``
+/ ``provisioning`` / ``poc`` / ``admin`` and no ``__main__``. FLARE 2.9 checks a job app's own
+config only (``authorize_build_component`` is set on the job's JSON configurator alone), so the
+site-policy components (``privacy.json`` filters, the site and server audit trails, the app
+validator) need no entry; but FLARE's ``SiteLogStreamer`` (every site's resources.json.default)
+writes a ``JobLogStreamer`` into each deployed client config, which is then checked (found in
+the POC: without the entry every job fails at the sites).
 
 The rule, in order (:func:`resolve_component`): the value is a dotted path of public names, on
 the list (membership, before anything is imported: importing a module runs it), not in a
@@ -71,12 +73,18 @@ DEFAULT_ALLOW_LIST: Mapping[str, Mapping[str, str]] = {
             "FLARE: a site's TensorBoard log writer (imaging jobs)",
         "nvflare.app_common.widgets.convert_to_fed_event.ConvertToFedEvent":
             "FLARE: forwards a site's analytics events to the server (imaging jobs)",
+        "nvflare.app_common.logging.job_log_streamer.JobLogStreamer":
+            "FLARE: written into every deployed client config by the site's own SiteLogStreamer "
+            "(resources.json.default), so the job's error log reaches the server",
     },
     "model": {
         "consortium.learning.tabular.LogisticRegression": "the heart-disease model",
         "consortium.learning.segmentation.SegmentationUNet": "the imaging model (MONAI UNet)",
     },
 }
+# classes not named by any recipe that a site's own policy components write into a job's config
+# after it is deployed (FLARE's authorizer then checks them like the job's own)
+SITE_POLICY_CLASSES = frozenset({"nvflare.app_common.logging.job_log_streamer.JobLogStreamer"})
 DEFAULT_ALLOWED: frozenset[str] = frozenset(p for entries in DEFAULT_ALLOW_LIST.values() for p in entries)
 BLOCKED_PACKAGES = ("consortium.cli", "consortium.provisioning", "consortium.poc", "consortium.admin")
 # arguments other than "path" / "class_path" whose string value our code hands to an importer

@@ -16,6 +16,7 @@ from consortium.allowlist import (
     DEFAULT_ALLOW_LIST,
     DEFAULT_ALLOWED,
     ROLES,
+    SITE_POLICY_CLASSES,
     ComponentRefused,
     entry_problem,
     path_arguments,
@@ -37,6 +38,12 @@ def catalogue_paths(out: Path) -> dict[str, set[str]]:
     return found
 
 
+def test_the_site_policy_classes_are_those_flares_site_log_streamer_writes_into_a_job():
+    from nvflare.app_common.logging.site_log_streamer import _LOG_STREAMER_PATH
+
+    assert SITE_POLICY_CLASSES == {_LOG_STREAMER_PATH}
+
+
 def test_every_entry_is_an_exact_class_path_of_its_role():
     assert set(DEFAULT_ALLOW_LIST) == set(ROLES)
     for role, entries in DEFAULT_ALLOW_LIST.items():
@@ -54,7 +61,7 @@ def test_no_entry_is_a_module_so_flares_prefix_rule_admits_nothing_below_it():
 
 def test_the_list_is_exactly_what_the_catalogue_exports(tmp_path):
     found = catalogue_paths(tmp_path)
-    assert set(found) == DEFAULT_ALLOWED
+    assert set(found) | SITE_POLICY_CLASSES == DEFAULT_ALLOWED and not set(found) & SITE_POLICY_CLASSES
     for path, roles in found.items():
         listed = next(r for r, entries in DEFAULT_ALLOW_LIST.items() if path in entries)
         group = {"component": {"component", "aggregator", "persistor"}}
