@@ -134,6 +134,8 @@ class JobConfig:
                 self.fail(name, "must be a positive integer")
         if self.rounds > MAX_ROUNDS:
             self.fail("rounds", f"must be at most {MAX_ROUNDS} (consortium validate refuses more)")
+        if self.metrics_port > 65535:
+            self.fail("metrics_port", "must be a TCP port, at most 65535")
         if self.algorithm == "fedprox" and not positive_number(self.fedprox_mu):
             self.fail("fedprox_mu", "algorithm 'fedprox' needs a proximal coefficient > 0 (0 would be FedAvg)")
         if self.algorithm != "fedprox" and self.fedprox_mu is not None:
