@@ -120,8 +120,10 @@ def _job_files(job: Path, apps: list[str]) -> None:
             raise ConfigurationError(f"{entry}: not an app of meta.json's deploy_map {apps}{big}: a job folder holds "
                                      "meta.json and its apps only")
     for app in apps:
-        if not (job / app).is_dir() or (job / app).is_symlink():
-            raise ConfigurationError(f"{job / app}: app folder missing (named in {job / 'meta.json'} deploy_map)")
+        if (job / app).is_symlink() or (job / app).exists() and not (job / app).is_dir():
+            raise ConfigurationError(f"{job / app}: not an app folder (a link or a file, named in {job / 'meta.json'} deploy_map)")
+        if not (job / app).exists():
+            continue  # its config files are reported missing next
         try:
             app_files(job / app)
         except JobContentRefused as e:
