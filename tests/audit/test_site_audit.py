@@ -185,13 +185,16 @@ def test_a_task_whose_result_never_passed_the_filters_is_recorded_as_failed(fl_c
 
 def test_a_result_that_cannot_be_recorded_does_not_leave(fl_ctx, tmp_path, engine):
     audit = site_audit(fl_ctx)
-    (tmp_path / "audit").write_text("not a folder")  # the trail cannot be written
     receive(audit, fl_ctx)
+    (tmp_path / "audit" / TRAIL_FILE).unlink()
+    (tmp_path / "audit" / TRAIL_FILE).mkdir()  # from here on the trail cannot be written
     sent = leave(audit, fl_ctx, update())
 
     assert sent.get_return_code() == AUDIT_FAILED and payload(sent) == {}
     assert sent.get_header(REFUSAL_HEADER) == "audit trail not writable at cleveland"
-    assert EventType.FATAL_SYSTEM_ERROR in engine.events  # the job stops at this site
+    assert EventType.FATAL_SYSTEM_ERROR not in engine.events  # not yet: FLARE would drop the reply, reason and all
+    audit.handle_event(EventType.AFTER_SEND_TASK_RESULT, fl_ctx)
+    assert EventType.FATAL_SYSTEM_ERROR in engine.events  # the job stops at this site once the reason was sent
 
 
 def test_a_damaged_trail_stops_the_release(fl_ctx, tmp_path, engine):
@@ -201,6 +204,7 @@ def test_a_damaged_trail_stops_the_release(fl_ctx, tmp_path, engine):
     trail.write_text("")  # its lines deleted; the head still names them
 
     sent = leave(audit, fl_ctx, update())
+    audit.handle_event(EventType.AFTER_SEND_TASK_RESULT, fl_ctx)
 
     assert sent.get_return_code() == AUDIT_FAILED and payload(sent) == {}
     assert EventType.FATAL_SYSTEM_ERROR in engine.events
@@ -214,6 +218,7 @@ def test_a_result_that_cannot_be_digested_is_withheld(fl_ctx, tmp_path, engine):
     odd["thing"] = object()
 
     sent = leave(audit, fl_ctx, odd)
+    audit.handle_event(EventType.AFTER_SEND_TASK_RESULT, fl_ctx)
 
     assert sent.get_return_code() == AUDIT_FAILED and payload(sent) == {}
     assert EventType.FATAL_SYSTEM_ERROR in engine.events
@@ -292,6 +297,22 @@ def test_a_provisioned_site_signs_every_line_and_one_without_its_key_writes_noth
     later = site_audit(fl_ctx)  # the next job's process
     receive(later, fl_ctx, task_id="t2")
     sent = leave(later, fl_ctx, update())
+    later.handle_event(EventType.AFTER_SEND_TASK_RESULT, fl_ctx)
     assert sent.get_header(REFUSAL_HEADER) == "audit trail not writable at cleveland"
     assert EventType.FATAL_SYSTEM_ERROR in engine.events
     assert len(records(tmp_path)) == 2  # nothing unsigned was written
+
+
+def test_a_task_that_cannot_be_recorded_is_answered_with_the_reason_and_then_the_job_stops(fl_ctx, tmp_path, engine, caplog):
+    (tmp_path / "audit").write_text("not a folder")  # the trail cannot be written from the start
+    audit = site_audit(fl_ctx)
+    audit.handle_event(EventType.START_RUN, fl_ctx)
+    receive(audit, fl_ctx)
+    assert "audit trail: job_started not recorded" in caplog.text
+    assert EventType.FATAL_SYSTEM_ERROR not in engine.events  # a panic now would send the server nothing at all
+
+    sent = leave(audit, fl_ctx, update())
+    assert sent.get_return_code() == AUDIT_FAILED and payload(sent) == {}
+    assert sent.get_header(REFUSAL_HEADER) == "audit trail not writable at cleveland"
+    audit.handle_event(EventType.AFTER_SEND_TASK_RESULT, fl_ctx)
+    assert EventType.FATAL_SYSTEM_ERROR in engine.events

@@ -23,6 +23,7 @@ from consortium.audit.chain import TRAIL_FILE
 from consortium.audit.signing import kit_certificate
 from consortium.audit.verify import verify_trail
 from consortium.flare import server_heads
+from consortium.flare.round_aggregator import REFUSAL_HEADER
 from consortium.flare.server_audit import PatchGuardError
 from consortium.flare.server_heads import DECLARATION, HEADS_COMPONENT, ServerTrailHeads
 
@@ -79,6 +80,7 @@ def test_a_results_site_head_goes_signed_into_the_servers_trail(heads, kit):
 def test_a_result_without_a_head_is_recorded_as_missing(heads, kit):
     withheld = Shareable()
     withheld.set_return_code("AUDIT_FAILED")
+    withheld.set_header(REFUSAL_HEADER, "audit trail not writable at cleveland")
     heads.handle_event(EventType.BEFORE_TASK_RESULT_FILTER, ctx(**{FLContextKey.TASK_RESULT: withheld}))
     forged = Shareable()
     forged.set_header(SITE_HEAD_HEADER, {"seq": "7", "hash": "x"})
@@ -86,6 +88,7 @@ def test_a_result_without_a_head_is_recorded_as_missing(heads, kit):
 
     missing, malformed = records(kit)
     assert missing["event"] == "site_head_missing" and missing["return_code"] == "AUDIT_FAILED"
+    assert missing["refusal"] == "audit trail not writable at cleveland"  # the server's trail keeps why
     assert malformed["detail"] == "the result's trail head is malformed"
 
 

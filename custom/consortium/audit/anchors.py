@@ -48,12 +48,14 @@ def parse_head(value) -> Link | None:
     return Link(seq, digest)
 
 
-def site_head_record(site: str, job: str, task: str, task_id: str, carried, return_code: str) -> dict:
-    """The server's record of the head a site's result carried (``site_head_missing`` without one)."""
+def site_head_record(site: str, job: str, task: str, task_id: str, carried, return_code: str,
+                     refusal: str | None = None) -> dict:
+    """The server's record of the head a site's result carried (``site_head_missing`` without one,
+    with the reason the site gave for withholding the result, if any)."""
     head = parse_head(carried)
     base = {"site": str(site), "job": str(job), "task": str(task), "task_id": str(task_id), "return_code": str(return_code)}
     if head is None:
-        return {"event": "site_head_missing", **base,
+        return {"event": "site_head_missing", **base, "refusal": None if refusal is None else str(refusal)[:500],
                 "detail": "no trail head in the result" if carried is None else "the result's trail head is malformed"}
     return {"event": "site_head", **base, **head_value(head)}
 

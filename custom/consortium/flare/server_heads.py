@@ -5,9 +5,10 @@ carries the server trail's head to the site.
 
 * ``BEFORE_TASK_RESULT_FILTER`` (before any server filter, with the result as the site sent it):
   a ``site_head`` record (site as FLARE authenticated it, job, task, task id, return code, the
-  head's record number and hash), or ``site_head_missing`` (a withheld result, a site without its
-  audit component). A head that cannot be recorded stops the job (``system_panic``): no result is
-  aggregated unanchored.
+  head's record number and hash), or ``site_head_missing`` (a withheld result, with the reason the
+  site gave, e.g. "audit trail not writable at cleveland"; a site without its audit component).
+  A head that cannot be recorded stops the job (``system_panic``): no result is aggregated
+  unanchored.
 * ``AFTER_TASK_DATA_FILTER``: the header :data:`~consortium.audit.anchors.SERVER_HEAD_HEADER` of
   the task data holds the server trail's head; the site keeps it in its ``task_received`` line.
 
@@ -36,6 +37,7 @@ from nvflare.private.fed.server.fed_server import FederatedServer
 from consortium.audit.anchors import SERVER_HEAD_HEADER, SITE_HEAD_HEADER, head_value, site_head_record
 from consortium.audit.chain import AuditTrail
 from consortium.audit.signing import kit_signer
+from consortium.flare.round_aggregator import REFUSAL_HEADER
 from consortium.flare.server_audit import PatchGuardError, pin_problems
 
 PINNED_SOURCES = {  # dotted name -> SHA-256 of inspect.getsource(), nvflare 2.9.0, read by hand
@@ -104,10 +106,11 @@ class ServerTrailHeads(FLComponent):
         result = fl_ctx.get_prop(FLContextKey.TASK_RESULT)
         peer = fl_ctx.get_peer_context()
         site = peer.get_identity_name() if peer is not None else "?"
-        carried = result.get_header(SITE_HEAD_HEADER) if isinstance(result, Shareable) else None
-        rc = result.get_return_code(ReturnCode.OK) if isinstance(result, Shareable) else "no result"
+        shareable = result if isinstance(result, Shareable) else Shareable()
+        rc = shareable.get_return_code(ReturnCode.OK) if isinstance(result, Shareable) else "no result"
         record = site_head_record(site, fl_ctx.get_job_id(), fl_ctx.get_prop(FLContextKey.TASK_NAME),
-                                  fl_ctx.get_prop(FLContextKey.TASK_ID), carried, rc)
+                                  fl_ctx.get_prop(FLContextKey.TASK_ID), shareable.get_header(SITE_HEAD_HEADER), rc,
+                                  shareable.get_header(REFUSAL_HEADER))
         try:
             self.trail.append(record)
         except Exception as e:  # a head the server cannot keep: the job stops

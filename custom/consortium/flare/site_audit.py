@@ -35,12 +35,14 @@ server records it); every ``task_received`` line keeps the server trail head the
 Fail closed: FLARE logs and swallows a handler's exception, so the component acts itself. If the
 ``result_*`` line cannot be written (disk, permissions, a damaged trail, no kit key), or the result
 cannot be digested, the result is emptied *in place* before FLARE sends it: only the return code
-:data:`AUDIT_FAILED` and the reason "audit trail not writable at <site>" (the refusal
-header the server's aggregator reports) leave the site, and the job is stopped at the site
-(``system_panic``). If ``job_started`` or ``task_received`` cannot be written, the job is stopped
-the same way. A line written whose head file could not be written is recorded (the error log says
-so, naming the record): the next append writes that head first or appends nothing. A trail whose end does not
-match its head file is never extended: the site trains no more until an admin has run
+:data:`AUDIT_FAILED` and the reason "audit trail not writable at <site>" (the refusal header the
+server's aggregator keeps in the round record) leave the site, and the job is stopped at the site
+(``system_panic``) on ``AFTER_SEND_TASK_RESULT``, once that reply was sent: a panic before it
+would make FLARE drop the reply. If ``job_started`` or ``task_received`` cannot be written, nothing
+more is written and the next result is withheld the same way (the task's data stays at the site;
+a DP charge for it stays charged). A line written whose head file could not be written is recorded (the error log
+says so, naming the record): the next append writes that head first or appends nothing. A trail
+whose end does not match its head file is never extended: the site trains no more until an admin has run
 ``consortium audit verify`` and moved the damaged trail aside (keep it as evidence).
 
 At the server (the simulator copies one ``local/`` folder to every participant) it does nothing,
@@ -100,6 +102,8 @@ class SiteAuditTrail(FLComponent):
         self._trail: AuditTrail | None = None
         self._declared_by_site: bool | None = None
         self._tasks: dict[str, dict] = {}  # task id -> what task_received recorded; popped by its result
+        self._stop_after_send: str | None = None  # why the job stops once the withheld result is sent
+        self._not_recorded: str | None = None  # why a job_started/task_received line is missing
 
     # -- helpers ---------------------------------------------------------------------------------
     def trail(self, fl_ctx: FLContext) -> AuditTrail:
@@ -114,9 +118,10 @@ class SiteAuditTrail(FLComponent):
     def _context(fl_ctx: FLContext) -> dict:
         return {"site": fl_ctx.get_identity_name(), "job": fl_ctx.get_job_id()}
 
-    def _write(self, fl_ctx: FLContext, record: dict) -> Link | None:
+    def _write(self, fl_ctx: FLContext, record: dict, stop=None) -> Link | None:
         """Append ``record``: the trail's new head; on failure log it, stop the job at this site
-        and return None. A line whose head file failed is recorded: logged, and its head returned."""
+        (``stop``: how, default at once) and return None. A line whose head file failed is
+        recorded: logged, and its head returned."""
         try:
             return self.trail(fl_ctx).append(record)
         except HeadNotWritten as e:
@@ -124,12 +129,24 @@ class SiteAuditTrail(FLComponent):
                                    f"file could not be written ({e.__cause__}); the next record writes it first")
             return e.link
         except Exception as e:  # disk, permissions, a damaged trail, no kit key, a record that is not JSON
-            self._panic(fl_ctx, f"audit trail: {record.get('event')} not recorded ({e})")
+            (stop or self._panic)(fl_ctx, f"audit trail: {record.get('event')} not recorded ({e})")
             return None
 
     def _panic(self, fl_ctx: FLContext, reason: str) -> None:
         self.log_error(fl_ctx, f"{reason}; stopping the job at this site")
         self.system_panic(reason, fl_ctx)
+
+    def _hold(self, fl_ctx: FLContext, reason: str) -> None:
+        """``job_started`` or ``task_received`` not recorded: nothing more is; the next result is withheld."""
+        self.log_error(fl_ctx, f"{reason}; the next result is withheld and the job stops at this site")
+        self._not_recorded = reason
+
+    def _panic_after_send(self, fl_ctx: FLContext, reason: str) -> None:
+        """Stop the job once the withheld result (with its reason) has been sent: a panic now would
+        make FLARE abort the send (``ClientRunner._send_task_result`` checks the abort signal), and
+        the server would see the site only as absent."""
+        self.log_error(fl_ctx, f"{reason}; withheld, stopping the job at this site once the server has the reason")
+        self._stop_after_send = reason
 
     @staticmethod
     def _filters(fl_ctx: FLContext, task: str) -> list[dict]:
@@ -152,7 +169,7 @@ class SiteAuditTrail(FLComponent):
             return
         if event_type == EventType.START_RUN:
             self._write(fl_ctx, {"event": "job_started", **self._context(fl_ctx),
-                                 "scope": fl_ctx.get_prop(FLContextKey.EFFECTIVE_JOB_SCOPE_NAME)})
+                                 "scope": fl_ctx.get_prop(FLContextKey.EFFECTIVE_JOB_SCOPE_NAME)}, stop=self._hold)
         elif event_type == EventType.BEFORE_TASK_DATA_FILTER:
             self.task_received(fl_ctx)
         elif event_type == EventType.AFTER_TASK_RESULT_FILTER:
@@ -160,10 +177,15 @@ class SiteAuditTrail(FLComponent):
         elif event_type == EventType.BEFORE_SEND_TASK_RESULT:
             task_id = fl_ctx.get_prop(FLContextKey.TASK_ID)
             task = self._tasks.pop(task_id, None)
-            if task is not None:
+            if self._not_recorded:
+                self._stop_after_send = self._not_recorded
+            elif task is not None:
                 self._write(fl_ctx, {**task, "event": "task_failed",
                                      "detail": "no result passed the filters; FLARE sends an error code without data"})
-        elif event_type == EventType.END_RUN:
+        elif event_type == EventType.AFTER_SEND_TASK_RESULT and self._stop_after_send:
+            reason, self._stop_after_send = self._stop_after_send, None
+            self.system_panic(reason, fl_ctx)
+        elif event_type == EventType.END_RUN and not self._not_recorded:
             self._write(fl_ctx, {"event": "job_ended", **self._context(fl_ctx)})
 
     def task_received(self, fl_ctx: FLContext) -> None:
@@ -180,7 +202,8 @@ class SiteAuditTrail(FLComponent):
             except TypeError as e:  # nothing leaves here: record why there is no digest
                 record["digest_error"] = str(e)
         self._tasks[task["task_id"]] = task
-        self._write(fl_ctx, record)
+        if not self._not_recorded:
+            self._write(fl_ctx, record, stop=self._hold)
 
     def result_leaving(self, fl_ctx: FLContext) -> None:
         result = fl_ctx.get_prop(FLContextKey.TASK_RESULT)
@@ -190,13 +213,17 @@ class SiteAuditTrail(FLComponent):
         if not isinstance(result, Shareable):
             self._panic(fl_ctx, f"audit trail: task {task_name} has no result to record")
             return
+        if self._not_recorded:  # its task, or the job's start, is not in the trail: nothing leaves
+            withhold(result, f"audit trail not writable at {task['site']}")
+            self._stop_after_send = self._not_recorded
+            return
         try:
             record = {**task, **self.describe(result, fl_ctx, task_name)}
         except Exception as e:  # e.g. a type the digest does not know: it does not leave unrecorded
             withhold(result, f"the result of {task_name} cannot be digested for the audit trail at {task['site']}")
-            self._panic(fl_ctx, f"audit trail: the result of {task_name} cannot be digested ({e}); withheld")
+            self._panic_after_send(fl_ctx, f"audit trail: the result of {task_name} cannot be digested ({e})")
             return
-        head = self._write(fl_ctx, record)
+        head = self._write(fl_ctx, record, stop=self._panic_after_send)
         if head is None:
             withhold(result, f"audit trail not writable at {task['site']}")
         else:
