@@ -189,3 +189,31 @@ def test_a_jobs_site_trails_are_signed_and_anchored_in_the_servers_trail(poc_con
     assert rc == 0, out  # alone, the rewrite holds
     rc, out = _verify(copy, "--kit", kits / "cleveland", "--against", server)
     assert rc == 1 and f"line {last}: rewritten: record {last} (job {job_id}, task {head['task']})" in out, out
+
+
+def test_a_site_whose_trail_cannot_be_written_tells_the_server_why_and_its_trail_is_untouched(
+        poc_consortium, heads_declared, tmp_path):
+    cleveland = Path(poc_consortium.kits) / "cleveland"
+    trail = cleveland / "audit" / TRAIL_FILE
+    before = trail.read_bytes() if trail.exists() else None
+    aside = trail.with_name("trail.jsonl.aside")
+    if before is not None:
+        trail.rename(aside)
+    trail.parent.mkdir(exist_ok=True)
+    trail.mkdir()  # from now on cleveland's trail can be neither read nor appended
+    sess = poc.admin_session(poc_consortium)
+    try:
+        job_id = sess.submit_job(str(job_copy(tmp_path)))
+        meta = wait_finished(sess, job_id, timeout=240)
+    finally:
+        sess.close()
+        trail.rmdir()
+        if before is not None:
+            aside.rename(trail)
+
+    assert meta["status"] == "FINISHED:COMPLETED"  # the three other sites carry the job (min_clients 3)
+    missing = [r for r in trail_records(poc_consortium)
+               if r["event"] == "site_head_missing" and r["job"] == job_id and r["site"] == "cleveland"]
+    assert missing and missing[0]["return_code"] == "AUDIT_FAILED"
+    assert missing[0]["refusal"] == "audit trail not writable at cleveland"  # the server knows why, not just "absent"
+    assert (trail.read_bytes() if trail.exists() else None) == before  # nothing was written to it meanwhile
