@@ -118,3 +118,12 @@ def test_a_server_trail_forged_without_its_key_proves_nothing(kits, tmp_path, ca
 
     assert cli("verify", site, "--against", server) == 1
     assert "the server's trail is NOT intact, so its heads prove nothing: line 2: forged" in capsys.readouterr().err
+
+
+def test_against_a_folder_without_a_server_trail_is_an_error_not_a_pass(kits, tmp_path, capsys):
+    site, _ = kits
+    (tmp_path / "elsewhere").mkdir()
+    assert cli("verify", site, "--against", tmp_path / "elsewhere") == 1
+    assert "no server audit trail there" in capsys.readouterr().err
+    assert cli("verify", site, "--against", tmp_path / "heads.json") == 1  # neither a folder nor a head list
+    assert "not a head list" in capsys.readouterr().err

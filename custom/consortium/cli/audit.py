@@ -144,7 +144,12 @@ def _verify(path: Path, against: Path | None, kit: Path | None, site: str | None
 
 def _verify_server(server: Path) -> int:
     cert = kit_certificate(server.parent)
-    result = verify_trail(server, cert.public_key() if cert is not None else None)
+    try:
+        result = verify_trail(server, cert.public_key() if cert is not None else None)
+    except FileNotFoundError:
+        print(f"--against {server.parent}: no server audit trail there (give the server's workspace or a head list)",
+              file=sys.stderr)
+        return 1
     if not result.ok:
         print(f"{server / TRAIL_FILE}: the server's trail is NOT intact, so its heads prove nothing: {result.problem}",
               file=sys.stderr)
