@@ -181,7 +181,8 @@ class SiteAuditTrail(FLComponent):
                 self._stop_after_send = self._not_recorded
             elif task is not None:
                 self._write(fl_ctx, {**task, "event": "task_failed",
-                                     "detail": "no result passed the filters; FLARE sends an error code without data"})
+                                     "detail": "no result passed the filters; FLARE sends an error code without data"},
+                            stop=self._panic_after_send)
         elif event_type == EventType.AFTER_SEND_TASK_RESULT and self._stop_after_send:
             reason, self._stop_after_send = self._stop_after_send, None
             self.system_panic(reason, fl_ctx)
