@@ -126,20 +126,13 @@ def test_a_job_carrying_custom_code_is_refused_at_deployment_and_recorded(poc_co
 
 @pytest.fixture
 def heads_declared(poc_consortium):
-    """The server kit's declaration of the trail heads component (consortium.flare.server_heads):
-    in ``startup/`` where the kit builder wrote it; else a copy in ``local/``, which FLARE reads for
-    every job process the same way (removed afterwards)."""
+    """The server kit declares the trail heads component (consortium.flare.server_heads) in
+    ``startup/``, where the kit builder wrote it before FLARE signed the kit."""
     from consortium.flare.server_heads import DECLARATION
 
-    added = []
-    for name, content in DECLARATION.items():
-        if not (server_ws(poc_consortium) / "startup" / name).is_file():
-            path = server_ws(poc_consortium) / "local" / name
-            path.write_text(json.dumps(content))
-            added.append(path)
-    yield
-    for path in added:
-        path.unlink()
+    for name in DECLARATION:
+        assert (server_ws(poc_consortium) / "startup" / name).is_file(), name
+    return DECLARATION
 
 
 def _verify(*argv) -> tuple[int, str]:

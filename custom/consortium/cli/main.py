@@ -18,7 +18,10 @@
     consortium revoke-site SITE [--undo]    take a hospital out of the consortium (FLARE's deny list)
     consortium certs KITS                   every kit's certificate and its expiry
     consortium doctor KIT                   why a kit cannot connect
-    consortium audit verify WORKSPACE       check a site's or the server's audit trail (and the server's kept job audit logs)
+    consortium audit verify WORKSPACE [--against SERVER_WS|HEADS.json]
+                                            check a site's or the server's audit trail (signatures, the server's kept
+                                            job audit logs; --against: the site's heads the server holds)
+    consortium audit export-heads SERVER_WS the sites' trail heads the server holds, as a file to check against
     consortium site request NAME --org ORG  at a hospital: its key and certificate request (the key stays there)
     consortium approve NAME.request.zip     the project admin signs it with the consortium's root CA
     consortium package NAME.approved.zip    at the hospital: its startup kit (policies, HE keys) from the approval

@@ -112,6 +112,10 @@ class SitePolicies:
         files[f"startup/{fed}"] = _with_app_validator(startup / fed)
         if is_server:
             files[f"startup/{SERVER_AUDIT_FILE}"] = _json_bytes({"components": [SERVER_AUDIT_COMPONENT]})
+            from consortium.flare.server_heads import DECLARATION  # nvflare's server: only where a server kit is made
+
+            for name, content in DECLARATION.items():  # the job process's keeper of the sites' trail heads
+                files[f"startup/{name}"] = _json_bytes(content)
         else:
             files["local/privacy.json"] = _json_bytes(
                 site_privacy_policy(self.privacy_template, site, self.folder / "privacy.json"))
@@ -191,6 +195,11 @@ def policy_signature_problems(kit: Path) -> list[str]:
     audit_decl = kit / "startup" / SERVER_AUDIT_FILE
     if is_server and not audit_decl.is_file():  # FLARE checks the startup files present, not the ones deleted
         problems.append(f"{audit_decl}: missing: the server would run without its audit component")
+    from consortium.flare.server_heads import DECLARATION
+
+    for name in DECLARATION if is_server else ():
+        if not (kit / "startup" / name).is_file():
+            problems.append(f"{kit / 'startup' / name}: missing: the server's jobs would not keep the sites' trail heads")
     for name in LOCAL_POLICY_FILES:
         path = local / name
         if not path.is_file():
