@@ -178,6 +178,45 @@ def _nvflare_he_sites(config: dict) -> None:
         {"path": "nvflare.app_opt.he.model_encryptor.HEModelEncryptor", "args": {"weigh_by_local_iter": False}}]}]
 
 
+# What FLARE's own HE job names beyond the consortium's closed allow-list: admitted only in the
+# benchmark's own copy of the site policies (extra_allowed), never in the shipped ones.
+NVFLARE_HE_CLASSES = [
+    "nvflare.app_opt.pt.file_model_persistor.PTFileModelPersistor",
+    "nvflare.app_opt.he.model_serialize_filter.HEModelSerializeFilter",
+    "nvflare.app_opt.he.model_shareable_generator.HEModelShareableGenerator",
+    "nvflare.app_opt.he.intime_accumulate_model_aggregator.HEInTimeAccumulateWeightedAggregator",
+    "nvflare.app_common.workflows.scatter_and_gather.ScatterAndGather",
+    "nvflare.app_opt.he.model_decryptor.HEModelDecryptor",
+    "nvflare.app_opt.he.model_encryptor.HEModelEncryptor",
+    "consortium.flare.flare_he.ReshapeToModel",
+]
+
+
+def _nvflare_he_project(base, folder: Path):
+    """A copy of the consortium's project provisioned with FLARE's HEBuilder (its aggregator
+    multiplies by weights, which needs the [60, 40, 40] chain) and site policies that admit
+    :data:`NVFLARE_HE_CLASSES` as ``extra_allowed``."""
+    import copy
+    import shutil
+
+    import yaml
+
+    from consortium.cli.kits import POLICIES_DIR, Project
+
+    config = copy.deepcopy(base.config)
+    config["builders"] = [b if not b["path"].endswith("HEKeysBuilder") else
+                          {"path": "nvflare.lighter.impl.he.HEBuilder",
+                           "args": {"poly_modulus_degree": 8192, "coeff_mod_bit_sizes": [60, 40, 40], "scale_bits": 40}}
+                          for b in config["builders"]]
+    shutil.copytree(base.policies_dir, folder / POLICIES_DIR)
+    allow_file = folder / POLICIES_DIR / "class_allow_list.json"
+    allow = json.loads(allow_file.read_text())
+    allow["extra_allowed"] = [*allow.get("extra_allowed", []), *NVFLARE_HE_CLASSES]
+    allow_file.write_text(json.dumps(allow, indent=2) + "\n")
+    (folder / "project.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return Project.load(folder / "project.yml")
+
+
 def _round_starts(result: Path) -> list[float]:
     """The server's "Round N started" times in a downloaded result's logs (every workflow logs them)."""
     import datetime as dt
@@ -196,8 +235,6 @@ def poc_round_times() -> dict[str, dict]:
     """Median round time (between the server's round starts) in a real POC of seg_fedavg, ours
     under HE, and FLARE's own HE (a second POC provisioned with FLARE's HEBuilder: its aggregator
     multiplies by weights, which needs the [60, 40, 40] chain; our kits carry [60, 40])."""
-    import copy
-
     from round_overhead import _free_port
 
     from consortium.cli import poc
@@ -244,13 +281,8 @@ def poc_round_times() -> dict[str, dict]:
         jobs = {name: job_variant(name, tmp / name, rounds, same_work) for name in ("seg_fedavg", "seg_fedavg_he")}
         times = run_on(Project.load(DEFAULT_PROJECT), jobs, tmp)
         flare_he = job_variant("seg_fedavg", tmp / "seg_fedavg_flare_he", _nvflare_he_job, _nvflare_he_sites)
-        base = Project.load(DEFAULT_PROJECT)
-        config = copy.deepcopy(base.config)
-        config["builders"] = [b if not b["path"].endswith("HEKeysBuilder") else
-                              {"path": "nvflare.lighter.impl.he.HEBuilder",
-                               "args": {"poly_modulus_degree": 8192, "coeff_mod_bit_sizes": [60, 40, 40], "scale_bits": 40}}
-                              for b in config["builders"]]
-        times |= run_on(Project(base.path, config), {"seg_fedavg_flare_he": flare_he}, tmp)
+        times |= run_on(_nvflare_he_project(Project.load(DEFAULT_PROJECT), tmp / "nvflare_he_project"),
+                        {"seg_fedavg_flare_he": flare_he}, tmp)
         return times
 
 

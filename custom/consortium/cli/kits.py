@@ -29,6 +29,7 @@ BUILDERS = frozenset({  # the only classes a project.yml may name as builders: F
     "nvflare.lighter.impl.static_file.StaticFileBuilder",  # fed_client/server.json, start scripts
     "nvflare.lighter.impl.cert.CertBuilder",  # the root CA and every kit's certificate
     "nvflare.lighter.impl.signature.SignatureBuilder",  # signature.json of each kit
+    "nvflare.lighter.impl.he.HEBuilder",  # FLARE's own HE contexts: benchmarks/he_cost.py compares them with ours
     "consortium.cli.he_keys.HEKeysBuilder",
     "consortium.cli.server_settings.ServerSettingsBuilder",
     SITE_POLICIES_BUILDER,
