@@ -39,6 +39,25 @@ def job_with_rounds(name: str, tmp_path: Path, rounds: int) -> Path:
     return job
 
 
+def server_trail_records(state) -> list[dict]:
+    """The records of a POC server's audit trail (``<server ws>/audit/trail.jsonl``), oldest first."""
+    path = Path(state.kits) / "server" / "audit" / "trail.jsonl"
+    return [json.loads(line)["record"] for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def wait_finished(sess, job_id: str, timeout: float = 180.0) -> dict:
+    """A job's meta once FLARE says it FINISHED (any way); fails the test after ``timeout`` s."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        meta = sess.get_job_meta(job_id)
+        if meta.get("status", "").startswith("FINISHED"):
+            return meta
+        assert time.monotonic() < deadline, meta.get("status")
+        time.sleep(0.5)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -71,6 +90,22 @@ def project():
     return project
 
 
+DRILLS = ["consortium.flare.fault_drill.FaultDrill"]  # the fire drill the POC tests run (README: Fire drills)
+
+
+def with_drills(project, folder: Path):
+    """``project`` with a copy of its site policies that admits :data:`DRILLS` as ``extra_allowed``,
+    as a consortium that runs fire drills opts in (the shipped policies do not admit them)."""
+    from consortium.cli.kits import POLICIES_DIR, Project
+
+    shutil.copytree(project.policies_dir, folder / POLICIES_DIR)
+    allow_file = folder / POLICIES_DIR / "class_allow_list.json"
+    allow = json.loads(allow_file.read_text())
+    allow["extra_allowed"] = [*allow.get("extra_allowed", []), *DRILLS]
+    allow_file.write_text(json.dumps(allow, indent=2) + "\n")
+    return Project(folder / "project.yml", project.config)
+
+
 @pytest.fixture(scope="session")
 def poc_consortium(project, tmp_path_factory):
     """A running POC: server + four hospitals as real FLARE processes on a free loopback port, each
@@ -78,7 +113,8 @@ site with its imaging data generated from its scanner profile."""
     from consortium.cli import poc
 
     workspace = tmp_path_factory.mktemp("poc") / "workspace"
-    state = poc.up(project, workspace, port=free_port(), profiles=PROFILES)
+    state = poc.up(with_drills(project, tmp_path_factory.mktemp("drill_project")), workspace, port=free_port(),
+                   profiles=PROFILES)
     try:
         yield state
     finally:

@@ -18,7 +18,7 @@ import pytest
 
 from conftest import JOBS, job_with_rounds
 from consortium.cli import models, poc
-from consortium.cli.main import report, resume
+from consortium.cli.main import main, report, resume
 from consortium.cli.poc_processes import process_tree
 from consortium.cli.submit import submit_and_follow
 from consortium.registry import ModelRegistry
@@ -480,7 +480,7 @@ def test_a_site_that_dies_mid_job_leaves_a_completed_job_within_bounded_time(poc
     assert poc.status(ws)["state"] == "running"
 
 
-def test_a_job_whose_server_died_is_resumed_from_its_last_version(poc_consortium, tmp_path):
+def test_a_job_whose_server_died_is_resumed_from_its_last_version(poc_consortium, tmp_path, capsys):
     def momentum(config):
         _component(config, "aggregator")["server_momentum"] = 0.5
 
@@ -501,11 +501,18 @@ def test_a_job_whose_server_died_is_resumed_from_its_last_version(poc_consortium
     done_before = {p.parent.name for p in poc_consortium.server_dir().glob("*/progress.jsonl")}
     killer = threading.Thread(target=kill_server_after_six_rounds, daemon=True)
     killer.start()
-    with pytest.raises((ConnectionError, poc.PocError)):  # the admin API loses its server
-        submit_and_follow(poc_consortium, job, tmp_path / "results", timeout=120, echo=lambda _: None)
-    killer.join(5)
+    try:  # `consortium submit` as a user runs it: the admin API loses its server mid-job
+        rc = main(["submit", str(job), "--workspace", str(ws), "--results", str(tmp_path / "results"), "--timeout", "120"])
+        killer.join(5)
+        out, err = capsys.readouterr()
+    finally:
+        poc.restart_site(ws, "server", echo=lambda _: None)
     assert job_ids, "the server was never killed"
-    poc.restart_site(ws, "server", echo=lambda _: None)
+    # one line, no traceback, naming the way on (issue 21: it was a NoConnection traceback)
+    assert rc == 2 and "Traceback" not in out + err, out + err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith(f"consortium: error: job {job_ids[0]}: the FLARE server is unreachable"), err
+    assert f"`consortium resume {job_ids[0]}`" in line
     saved = ModelRegistry.of_run(poc_consortium.server_dir() / job_ids[0]).latest().version
 
     folder = resume(ws, job_ids[0], tmp_path / "resumed", echo=lambda _: None)

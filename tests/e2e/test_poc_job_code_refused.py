@@ -10,34 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import job_with_rounds
-from consortium.audit.chain import TRAIL_FILE
+from conftest import job_with_rounds, wait_finished
+from conftest import server_trail_records as trail_records
 from security.job_exploits import CLI_RULE, CONTENT_RULE, MAIN, direct_exploit, export_argv, nested_model_exploit, yaml_stage
 
 pytestmark = pytest.mark.poc
 SITES = ("cleveland", "hungary", "switzerland", "va-long-beach")
 LEAD = "scientist@cleveland-clinic.org"
-
-
-def trail_records(state) -> list[dict]:
-    path = Path(state.kits) / "server" / "audit" / TRAIL_FILE
-    return [json.loads(line)["record"] for line in path.read_text().splitlines()] if path.exists() else []
-
-
-def wait_finished(sess, job_id: str, timeout: float = 120.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        meta = sess.get_job_meta(job_id)
-        if meta.get("status", "").startswith("FINISHED"):
-            return meta
-        assert time.monotonic() < deadline, meta.get("status")
-        time.sleep(0.5)
 
 
 def wait_refused(state, job_id: str, timeout: float = 30.0) -> dict:

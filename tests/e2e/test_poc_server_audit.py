@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import job_with_rounds
+from conftest import job_with_rounds, wait_finished
+from conftest import server_trail_records as trail_records
 from consortium.audit.chain import TRAIL_FILE
 from consortium.cli import audit as audit_cli
 from consortium.cli import poc
@@ -28,11 +29,6 @@ def server_ws(state) -> Path:
     return Path(state.kits) / "server"
 
 
-def trail_records(state) -> list[dict]:
-    path = server_ws(state) / "audit" / TRAIL_FILE
-    return [json.loads(line)["record"] for line in path.read_text().splitlines()] if path.exists() else []
-
-
 def wait_for_record(state, match, timeout: float = 60.0) -> dict:
     deadline = time.monotonic() + timeout
     while True:
@@ -43,18 +39,19 @@ def wait_for_record(state, match, timeout: float = 60.0) -> dict:
         time.sleep(0.5)
 
 
-def wait_finished(sess, job_id: str, timeout: float = 180.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        meta = sess.get_job_meta(job_id)
-        if meta.get("status", "").startswith("FINISHED"):
-            return meta
-        assert time.monotonic() < deadline, meta.get("status")
-        time.sleep(0.5)
-
-
 def job_copy(tmp_path: Path, rounds: int = 1) -> Path:
     return job_with_rounds("heart_fedavg", tmp_path, rounds)
+
+
+def completed_job(state, tmp_path: Path) -> str:
+    """The id of a one-round job submitted as the project admin and run to FINISHED:COMPLETED."""
+    sess = poc.admin_session(state)
+    try:
+        job_id = sess.submit_job(str(job_copy(tmp_path)))
+        assert wait_finished(sess, job_id)["status"] == "FINISHED:COMPLETED"
+    finally:
+        sess.close()
+    return job_id
 
 
 def test_the_server_audit_started_on_the_signed_policies(poc_consortium):
@@ -85,12 +82,7 @@ def test_a_members_refused_submit_is_in_the_server_audit(poc_consortium, tmp_pat
 
 
 def test_a_finished_jobs_audit_log_is_kept_after_flare_deletes_its_run_folder(poc_consortium, tmp_path):
-    sess = poc.admin_session(poc_consortium)
-    try:
-        job_id = sess.submit_job(str(job_copy(tmp_path)))
-        assert wait_finished(sess, job_id)["status"] == "FINISHED:COMPLETED"
-    finally:
-        sess.close()
+    job_id = completed_job(poc_consortium, tmp_path)
 
     kept = wait_for_record(poc_consortium, lambda r: r.get("job_id") == job_id and r["event"].startswith("job_audit"))
     assert kept["event"] == "job_audit_kept", kept
@@ -146,12 +138,7 @@ def test_a_jobs_site_trails_are_signed_and_anchored_in_the_servers_trail(poc_con
     from consortium.audit.chain import HEAD_FILE, AuditTrail, Link, canonical_json
     from consortium.audit.signing import kit_signer
 
-    sess = poc.admin_session(poc_consortium)
-    try:
-        job_id = sess.submit_job(str(job_copy(tmp_path)))
-        assert wait_finished(sess, job_id)["status"] == "FINISHED:COMPLETED"
-    finally:
-        sess.close()
+    job_id = completed_job(poc_consortium, tmp_path)
 
     kits, server = Path(poc_consortium.kits), server_ws(poc_consortium)
     heads = [r for r in trail_records(poc_consortium) if r["event"] == "site_head" and r["job"] == job_id]

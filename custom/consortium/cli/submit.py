@@ -16,7 +16,7 @@ from consortium.aggregation.round_summary import RoundSummary
 from consortium.cli.job_check import AllowList, check_job
 from consortium.cli.job_watch import SiteWatch, first_errors, job_logs
 from consortium.cli.poc import PocError, PocState, admin_session
-from consortium.cli.poc_processes import alive
+from consortium.cli.poc_processes import STATE_FILE, alive
 from consortium.flare_files import PROGRESS_FILE
 from consortium.reporting import training_status
 
@@ -79,8 +79,18 @@ def server_gone(state: PocState, job_id: str, error: BaseException | None = None
 
 
 def _server_dead(state: PocState) -> bool:
-    """The POC's server process (the one entry that is not a site) is no longer running."""
-    return any(alive(p) is None for p in state.procs if p.site not in state.clients)
+    """The POC's server process (the one entry that is not a site) is no longer running, as the
+    POC's state file records it now (a server restarted since ``state`` was read has a new PID)."""
+    now = _current(state)
+    return any(alive(p) is None for p in now.procs if p.site not in now.clients)
+
+
+def _current(state: PocState) -> PocState:
+    """``state`` as its workspace's state file holds it now (``state`` itself if there is none)."""
+    try:
+        return PocState.load(Path(state.workspace) / STATE_FILE) or state
+    except PocError:
+        return state
 
 
 def follow(sess, state: PocState, job_id: str, needed: int, results_dir: Path, timeout: float = 900.0,
@@ -88,6 +98,7 @@ def follow(sess, state: PocState, job_id: str, needed: int, results_dir: Path, t
     """Follow ``job_id`` through the admin session ``sess`` round by round until it ends; return
     its downloaded result. A server that dies meanwhile (its process gone, or the admin API's
     connection errors) is a PocError saying so and naming ``consortium resume JOB_ID``."""
+    state = _current(state)  # a site or server restarted since ``state`` was read: its new PID
     try:
         return _follow(sess, state, job_id, needed, results_dir, timeout, echo)
     except PocError:
