@@ -28,6 +28,7 @@ from consortium.allowlist import DEFAULT_ALLOWED, ComponentRefused, check_admitt
 CONFIG_FILES = ("config_fed_client.json", "config_fed_server.json")
 FLARE_SIGNATURE_FILES = (".__nvfl_sig.json", ".__nvfl_submitter.crt")  # nvflare.lighter.tool_consts
 RESUME_FOLDER = "resume"
+SIGNED_FOLDERS = frozenset(PurePosixPath(f) for f in (".", "config", RESUME_FOLDER))  # where a signature may lie
 MAX_CONFIG_BYTES = 1 << 20  # 1 MiB: the shipped configs are under 10 kB
 MAX_MODEL_BYTES = 128 << 20  # 128 MiB: a registry version of the imaging UNet is under 10 MB
 MAX_SIGNATURE_BYTES = 64 << 10
@@ -47,7 +48,7 @@ def app_files(app: Path | str) -> dict[PurePosixPath, int]:
         raise JobContentRefused(f"{app}: not an app folder")
     files = _files(app)
     for rel, size in files.items():
-        if rel.name in FLARE_SIGNATURE_FILES:
+        if rel.name in FLARE_SIGNATURE_FILES and rel.parent in SIGNED_FOLDERS:  # FLARE's submit signs each folder
             _limit(app, rel, size, MAX_SIGNATURE_BYTES)
         elif rel.parent == PurePosixPath("config") and rel.name in CONFIG_FILES:
             _limit(app, rel, size, MAX_CONFIG_BYTES)
@@ -70,7 +71,7 @@ def check_app_content(app: Path | str, allowed: Collection[str] = DEFAULT_ALLOWE
     server = configs.get(PurePosixPath("config", "config_fed_server.json"), {})
     named = {a.strip("/") for a in _resume_names(server)}
     for rel in files:
-        if rel.parent == PurePosixPath(RESUME_FOLDER) and rel.as_posix() not in named:
+        if rel.parent == PurePosixPath(RESUME_FOLDER) and rel.suffix == ".npz" and rel.as_posix() not in named:
             raise JobContentRefused(f"{app / rel}: refused: no resume_from in config_fed_server.json names it; {RULE}")
     for rel, config in configs.items():
         for arg in path_arguments(config):

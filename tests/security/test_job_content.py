@@ -32,6 +32,28 @@ def test_flares_job_signing_files_pass(app):
     check_app_content(app)
 
 
+def test_a_rollback_app_as_flares_submit_signs_it_passes(app):
+    """`nvflare job submit` writes its signing files into every folder of the app, the resume/ of a
+    rollback job included (a POC rollback was refused for resume/.__nvfl_sig.json)."""
+    server = app / "config" / "config_fed_server.json"
+    config = json.loads(server.read_text())
+    next(c for c in config["components"] if c["id"] == "persistor")["args"].update(resume_from="resume/v3.npz")
+    server.write_text(json.dumps(config))
+    (app / "resume").mkdir()
+    (app / "resume" / "v3.npz").write_bytes(b"x")
+    for folder in (app, app / "config", app / "resume"):
+        (folder / ".__nvfl_sig.json").write_text("{}")
+        (folder / ".__nvfl_submitter.crt").write_text("-----BEGIN CERTIFICATE-----\n")
+    check_app_content(app)
+
+
+def test_a_signing_file_outside_the_apps_folders_is_refused(app):
+    (app / "scripts").mkdir()
+    (app / "scripts" / ".__nvfl_sig.json").write_text("{}")
+    with pytest.raises(JobContentRefused, match=r"scripts/\.__nvfl_sig\.json: refused"):
+        check_app_content(app)
+
+
 @pytest.mark.parametrize("rel", ["config/project.yml", "config/run.sh", "run.py", "config/extra/config_fed_client.json",
                                  "data.csv", "resume/notes.txt"])
 def test_any_other_file_is_refused_naming_it(app, rel):
