@@ -16,7 +16,6 @@ Every problem names the file, the field and the value (ConfigurationError, no tr
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +30,10 @@ from consortium.allowlist import (
 )
 from consortium.cli.kits import ConfigurationError, Project, class_allow_list, read_json
 from consortium.job_content import MAX_CONFIG_BYTES, MAX_MODEL_BYTES, JobContentRefused, app_files, check_app_content
+from consortium.names import name_problem
 
 SERVER_CONFIG = "config_fed_server.json"
 CLIENT_CONFIG = "config_fed_client.json"
-APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # FLARE's job/app names, without '.' (no '..')
 DEPLOY_TARGETS = ("server", "@ALL")
 
 
@@ -97,9 +96,10 @@ def _deploy_apps(job: Path, meta: dict, sites: Sequence[str] | None) -> list[str
     if not isinstance(deploy, dict) or not deploy:
         raise ConfigurationError(f"{where}: field 'deploy_map' must map app names to sites, got {deploy!r}")
     for app, targets in deploy.items():
-        if not APP_NAME.match(app):
+        problem = name_problem("app", app)  # the one name rule (FLARE's): no '/', never starting with '.'
+        if problem is not None:
             raise ConfigurationError(f"{where}: field deploy_map names the app {app!r}: an app is a plain folder name of "
-                                     "the job (letters, digits, '_', '-'), never a path")
+                                     f"the job ({problem}), never a path")
         if isinstance(targets, dict):
             targets = targets.get("sites")
         if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
