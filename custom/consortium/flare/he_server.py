@@ -43,6 +43,7 @@ from nvflare.app_common.app_constant import AppConstants
 from consortium.aggregation.combine import WeightedSum
 from consortium.aggregation.round import RoundAggregation
 from consortium.aggregation.weighting import PreWeighted, make_weighting
+from consortium.allowlist import build_model
 from consortium.crypto.ckks import key_id
 from consortium.crypto.packed import (
     CiphertextSum,
@@ -58,7 +59,6 @@ from consortium.crypto.packed import (
 from consortium.flare.he_site import HE_META, load_context, message_from_dict
 from consortium.flare.result_io import ReceivedResult, site_of
 from consortium.flare.round_aggregator import ROUND_RECORD_EVENT, ROUND_RECORD_PROP, RoundAggregator
-from consortium.flare.tabular_executor import build_model
 from consortium.flare.workflows import HonourTaskCheckPeriod
 from consortium.learning.loop import get_weights
 from consortium.protocol import SiteResult, read_result

@@ -17,7 +17,7 @@ from nvflare.apis.fl_constant import ReturnCode
 from nvflare.apis.fl_context import FLContext
 from nvflare.apis.shareable import Shareable, make_reply
 
-from consortium.allowlist import build_model  # the one resolver; flare_he and he_server use it from here
+from consortium.allowlist import build_model  # the one resolver of model paths
 from consortium.data.heart_disease import SiteSplit, load_centre
 from consortium.data.standardisation import Standardiser, local_moments
 from consortium.flare.site_executor import Score, SiteExecutor
