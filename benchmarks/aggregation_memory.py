@@ -26,7 +26,7 @@ from consortium.aggregation.checks import run_checks  # noqa: E402
 from consortium.aggregation.round import RoundAggregation  # noqa: E402
 from consortium.aggregation.weighted_mean import sample_weights, weighted_mean  # noqa: E402
 from consortium.aggregation.weighting import FedAvgWeighting  # noqa: E402
-from consortium.protocol import SiteResult  # noqa: E402
+from consortium.protocol.site_result import SiteResult  # noqa: E402
 
 PARAMETERS = 5_000_000
 TENSORS = 5

@@ -51,7 +51,7 @@ from consortium.privacy.dp_sgd import DPSGDConfig, train_dp_sgd
 from consortium.privacy.gaussian import gaussian_update
 from consortium.privacy.policy import UpdatePrivacyPolicy
 from consortium.privacy.release import DEFAULT_COUNT_STEP, coarsen_count
-from consortium.protocol import SiteResult
+from consortium.protocol.site_result import SiteResult
 
 EPSILONS = (0.5, 1.0, 3.0, 8.0, math.inf)
 DELTA = 1e-3

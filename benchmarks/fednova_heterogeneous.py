@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 from common import RESULTS, executor_args, job_variant, mean_std, write_table
 
-from consortium.cli import poc
-from consortium.cli.kits import Project
 from consortium.cli.main import DEFAULT_PROJECT
-from consortium.cli.submit import submit_and_follow
-from consortium.reporting import load_results
+from consortium.jobs.submit import submit_and_follow
+from consortium.poc import lifecycle as poc
+from consortium.provisioning.project import Project
+from consortium.reports.job_report import load_results
 
 SEEDS = range(5)
 TARGET = 0.78

@@ -45,7 +45,7 @@ from consortium.crypto.packed import CiphertextSum, decrypt_sum, encrypt_update,
 from consortium.crypto.pool import EncryptionPool
 from consortium.learning.loop import get_weights
 from consortium.learning.segmentation import build_unet
-from consortium.protocol import SiteResult
+from consortium.protocol.site_result import SiteResult
 
 MODELS = {"UNet (8,16,32,64)": ((8, 16, 32, 64), 0), "UNet (16..256), 2 res units": ((16, 32, 64, 128, 256), 2),
           "UNet (32..512), 2 res units": ((32, 64, 128, 256, 512), 2)}
@@ -173,7 +173,7 @@ def _nvflare_he_sites(config: dict) -> None:
              "model_args": args.get("model_args", {})}
     config["task_data_filters"] = [{"tasks": ["train"], "filters": [
         {"path": "nvflare.app_opt.he.model_decryptor.HEModelDecryptor", "args": {}},
-        {"path": "consortium.flare.flare_he.ReshapeToModel", "args": model}]}]
+        {"path": "consortium.flare.he.flare_he.ReshapeToModel", "args": model}]}]
     config["task_result_filters"] = [{"tasks": ["train"], "filters": [
         {"path": "nvflare.app_opt.he.model_encryptor.HEModelEncryptor", "args": {"weigh_by_local_iter": False}}]}]
 
@@ -188,7 +188,7 @@ NVFLARE_HE_CLASSES = [
     "nvflare.app_common.workflows.scatter_and_gather.ScatterAndGather",
     "nvflare.app_opt.he.model_decryptor.HEModelDecryptor",
     "nvflare.app_opt.he.model_encryptor.HEModelEncryptor",
-    "consortium.flare.flare_he.ReshapeToModel",
+    "consortium.flare.he.flare_he.ReshapeToModel",
 ]
 
 
@@ -201,7 +201,7 @@ def _nvflare_he_project(base, folder: Path):
 
     import yaml
 
-    from consortium.cli.kits import POLICIES_DIR, Project
+    from consortium.provisioning.project import POLICIES_DIR, Project
 
     config = copy.deepcopy(base.config)
     config["builders"] = [b if not b["path"].endswith("HEKeysBuilder") else
@@ -237,10 +237,10 @@ def poc_round_times() -> dict[str, dict]:
     multiplies by weights, which needs the [60, 40, 40] chain; our kits carry [60, 40])."""
     from round_overhead import _free_port
 
-    from consortium.cli import poc
-    from consortium.cli.kits import Project
     from consortium.cli.main import DEFAULT_PROJECT
-    from consortium.cli.submit import submit_and_follow
+    from consortium.jobs.submit import submit_and_follow
+    from consortium.poc import lifecycle as poc
+    from consortium.provisioning.project import Project
 
     def timings(result: Path) -> dict:
         rows = [json.loads(x) for x in (result / "workspace" / "progress.jsonl").read_text().splitlines() if x.strip()] \

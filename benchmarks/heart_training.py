@@ -26,7 +26,7 @@ from consortium.learning.fednova import local_normaliser
 from consortium.learning.loop import TrainConfig, get_weights, set_weights
 from consortium.learning.settings import LocalTrainingSettings
 from consortium.learning.tabular import LogisticRegression, evaluate, train_local
-from consortium.protocol import SiteResult
+from consortium.protocol.site_result import SiteResult
 
 Rows = tuple[np.ndarray, np.ndarray]  # (x, y)
 Scale = Callable[[np.ndarray], np.ndarray]

@@ -22,7 +22,7 @@ from consortium.learning.fednova import local_normaliser
 from consortium.learning.loop import get_weights, set_weights
 from consortium.learning.segmentation import SegmentationUNet, dice_scores, personalised_dice, predict, train_segmentation
 from consortium.learning.settings import LocalTrainingSettings
-from consortium.protocol import SiteResult
+from consortium.protocol.site_result import SiteResult
 
 PROFILES = REPO / "poc_workspace" / "scanner_profiles.json"
 VALIDATION_SEED = 31  # the inner split of a site's training images used to choose settings

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 from common import REPO, executor_args, job_variant, mean_std, write_table
 
-from consortium.cli.kits import Project
 from consortium.cli.main import DEFAULT_PROJECT, simulate
-from consortium.reporting import GLOBAL, load_results
+from consortium.provisioning.project import Project
+from consortium.reports.job_report import GLOBAL, load_results
 
 SEEDS = range(5)
 PROFILES = REPO / "poc_workspace" / "scanner_profiles.json"

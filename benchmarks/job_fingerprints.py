@@ -23,7 +23,7 @@ DEFAULT_JOBS = ("heart_fedavg", "heart_fedprox", "heart_fednova", "seg_fedavg")
 
 def fingerprint(job: str, scratch: Path) -> dict:
     from consortium.cli.main import main
-    from consortium.reporting import load_results
+    from consortium.reports.job_report import load_results
 
     ws = scratch / job
     args = ["simulate", str(REPO / "jobs" / job), "-w", str(ws), "--project", str(REPO / "provisioning" / "project.yml"),

@@ -19,10 +19,10 @@ import numpy as np
 from common import job_variant, workflow_args, write_table
 from round_overhead import _free_port, overhead
 
-from consortium.cli import poc
-from consortium.cli.kits import Project
 from consortium.cli.main import DEFAULT_PROJECT
-from consortium.cli.submit import submit_and_follow
+from consortium.jobs.submit import submit_and_follow
+from consortium.poc import lifecycle as poc
+from consortium.provisioning.project import Project
 
 ROUNDS = 40
 REPEATS = 3

@@ -28,7 +28,7 @@ from consortium.data.standardisation import local_moments, pooled_standardiser
 from consortium.learning.loop import TrainConfig, get_weights, set_weights
 from consortium.learning.settings import LocalTrainingSettings
 from consortium.learning.tabular import LogisticRegression, evaluate, train_local
-from consortium.protocol import SiteResult
+from consortium.protocol.site_result import SiteResult
 
 SITES = ("cleveland", "hungary", "switzerland", "va-long-beach")
 POISONER, SCALE = "hungary", -50.0

@@ -2,7 +2,7 @@
 shipped job settings and for FLARE's defaults, measured in one run on one consortium.
 
 Our jobs set ``server.task_request_interval`` 0.05 s, ScatterAndGather ``task_check_period``
-0.05 s (made effective by consortium.flare.workflows), the client's
+0.05 s (made effective by consortium.flare.workflows.scatter), the client's
 ``default_task_fetch_interval`` 0.05 s, ``np_download_chunk_size`` 0 (small models travel inside
 the task message instead of a separate download transaction), and persist/snapshot every 5
 rounds; FLARE's defaults are 2 s, 0.5 s (in effect 0.2 s), 0.5 s, 2 MiB chunked downloads and
@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 from common import job_variant, workflow_args, write_table
 
-from consortium.cli import poc
-from consortium.cli.kits import Project
 from consortium.cli.main import DEFAULT_PROJECT
-from consortium.cli.submit import submit_and_follow
+from consortium.jobs.submit import submit_and_follow
+from consortium.poc import lifecycle as poc
+from consortium.provisioning.project import Project
 
 ROUNDS = 12
 
@@ -48,8 +48,8 @@ def server_defaults(config: dict) -> None:
     config["server"].pop("task_request_interval", None)
     config.pop("np_download_chunk_size", None)
     for wf in config["workflows"]:
-        if wf["path"].startswith("consortium.flare.workflows."):  # back to nvflare's own class
-            wf["path"] = wf["path"].replace("consortium.flare.workflows.", "nvflare.app_common.workflows." + {
+        if wf["path"].startswith("consortium.flare.workflows.scatter."):  # back to nvflare's own class
+            wf["path"] = wf["path"].replace("consortium.flare.workflows.scatter.", "nvflare.app_common.workflows." + {
                 "ScatterAndGather": "scatter_and_gather.", "CrossSiteModelEval": "cross_site_model_eval."}[wf["path"].rsplit(".", 1)[1]])
     args = workflow_args(config, "scatter_and_gather")
     for key in ("task_check_period", "persist_every_n_rounds", "snapshot_every_n_rounds", "memory_gc_rounds"):

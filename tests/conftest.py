@@ -82,7 +82,7 @@ def isolated_home(tmp_path_factory):
 def project():
     """project.yml, with FLARE's wait for a dead site's job outcome at 10 s instead of 30 s: the
     tests that kill or revoke a site wait for it once per job, and the mechanism is the same."""
-    from consortium.cli.kits import Project
+    from consortium.provisioning.project import Project
 
     project = Project.load(PROJECT_FILE)
     settings = next(b for b in project.config["builders"] if b["path"].endswith("ServerSettingsBuilder"))
@@ -90,13 +90,13 @@ def project():
     return project
 
 
-DRILLS = ["consortium.flare.fault_drill.FaultDrill"]  # the fire drill the POC tests run (README: Fire drills)
+DRILLS = ["consortium.flare.filters.fault_drill.FaultDrill"]  # the fire drill the POC tests run (README: Fire drills)
 
 
 def with_drills(project, folder: Path):
     """``project`` with a copy of its site policies that admits :data:`DRILLS` as ``extra_allowed``,
     as a consortium that runs fire drills opts in (the shipped policies do not admit them)."""
-    from consortium.cli.kits import POLICIES_DIR, Project
+    from consortium.provisioning.project import POLICIES_DIR, Project
 
     shutil.copytree(project.policies_dir, folder / POLICIES_DIR)
     allow_file = folder / POLICIES_DIR / "class_allow_list.json"
@@ -110,8 +110,7 @@ def with_drills(project, folder: Path):
 def poc_consortium(project, tmp_path_factory):
     """A running POC: server + four hospitals as real FLARE processes on a free loopback port, each
 site with its imaging data generated from its scanner profile."""
-    from consortium.cli import poc
-
+    from consortium.poc import lifecycle as poc
     workspace = tmp_path_factory.mktemp("poc") / "workspace"
     state = poc.up(with_drills(project, tmp_path_factory.mktemp("drill_project")), workspace, port=free_port(),
                    profiles=PROFILES)

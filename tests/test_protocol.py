@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from consortium.protocol import FIELDS, Release, SiteResult, Use, read_result
+from consortium.protocol.site_result import FIELDS, Release, SiteResult, Use, read_result
 
 
 @pytest.fixture

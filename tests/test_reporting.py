@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from consortium.reporting import GLOBAL, load_results, write_report
+from consortium.reports.job_report import GLOBAL, load_results, write_report
 
 SITES = ("cleveland", "hungary")
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from consortium.revocation import DenyList, read_deny_list
+from consortium.operations.deny_list import DenyList, read_deny_list
 
 
 def test_no_file_revokes_nobody_and_a_listed_site_is_refused_with_the_reason(tmp_path):

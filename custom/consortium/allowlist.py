@@ -30,37 +30,36 @@ from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 
 ROLES = ("executor", "filter", "aggregator", "persistor", "controller", "component", "model")
-F = "consortium.flare"
 
 DEFAULT_ALLOW_LIST: Mapping[str, Mapping[str, str]] = {
     "executor": {
-        f"{F}.tabular_executor.TabularExecutor": "heart-disease training at a site",
-        f"{F}.segmentation_executor.SegmentationExecutor": "imaging segmentation training at a site",
+        "consortium.flare.executors.tabular.TabularExecutor": "heart-disease training at a site",
+        "consortium.flare.executors.segmentation.SegmentationExecutor": "imaging segmentation training at a site",
     },
     "filter": {
-        f"{F}.privacy_filter.GaussianUpdatePrivacy": "update-level DP, charged to the site ledger",
-        f"{F}.he_site.HEEncryptResult": "encrypts a site's pre-weighted update (HE jobs)",
-        f"{F}.he_site.HEDecryptTaskData": "decrypts the global model at a site (HE jobs)",
+        "consortium.flare.filters.dp.GaussianUpdatePrivacy": "update-level DP, charged to the site ledger",
+        "consortium.flare.he.site.HEEncryptResult": "encrypts a site's pre-weighted update (HE jobs)",
+        "consortium.flare.he.site.HEDecryptTaskData": "decrypts the global model at a site (HE jobs)",
     },
     "aggregator": {
-        f"{F}.round_aggregator.RoundAggregator": "FedAvg / FedNova with the round checks",
-        f"{F}.he_server.EncryptedRoundAggregator": "the same over CKKS ciphertexts",
+        "consortium.flare.aggregators.round.RoundAggregator": "FedAvg / FedNova with the round checks",
+        "consortium.flare.he.server.EncryptedRoundAggregator": "the same over CKKS ciphertexts",
     },
     "persistor": {
-        f"{F}.model_registry.ResumablePTPersistor": "FLARE's PT persistor, resumable from a registry version",
-        f"{F}.he_server.EncryptedRoundPersistor": "keeps ciphertexts only (HE jobs)",
+        "consortium.flare.model_registry.ResumablePTPersistor": "FLARE's PT persistor, resumable from a registry version",
+        "consortium.flare.he.server.EncryptedRoundPersistor": "keeps ciphertexts only (HE jobs)",
     },
     "controller": {
-        f"{F}.workflows.ScatterAndGather": "FLARE's ScatterAndGather honouring task_check_period",
-        f"{F}.workflows.CrossSiteModelEval": "FLARE's cross-site evaluation honouring task_check_period",
-        f"{F}.standardisation_controller.FederatedStandardisation": "pooled feature moments, no rows",
-        f"{F}.he_server.HEGlobalEvaluation": "evaluates the encrypted global model at the sites",
+        "consortium.flare.workflows.scatter.ScatterAndGather": "FLARE's ScatterAndGather honouring task_check_period",
+        "consortium.flare.workflows.scatter.CrossSiteModelEval": "FLARE's cross-site evaluation honouring task_check_period",
+        "consortium.flare.workflows.standardisation.FederatedStandardisation": "pooled feature moments, no rows",
+        "consortium.flare.he.server.HEGlobalEvaluation": "evaluates the encrypted global model at the sites",
     },
     "component": {
-        f"{F}.he_server.EncryptedRoundShareableGenerator": "ciphertext model <-> task data (HE jobs)",
-        f"{F}.metrics_exporter.RoundMetricsListener": "Prometheus round metrics on loopback",
-        f"{F}.model_registry.ModelRegistryWriter": "every round's global model as a registry version",
-        f"{F}.progress_writer.RoundProgressWriter": "the round records `submit` follows",
+        "consortium.flare.he.server.EncryptedRoundShareableGenerator": "ciphertext model <-> task data (HE jobs)",
+        "consortium.flare.listeners.metrics_exporter.RoundMetricsListener": "Prometheus round metrics on loopback",
+        "consortium.flare.model_registry.ModelRegistryWriter": "every round's global model as a registry version",
+        "consortium.flare.listeners.progress_writer.RoundProgressWriter": "the round records `submit` follows",
         "nvflare.app_common.shareablegenerators.full_model_shareable_generator.FullModelShareableGenerator":
             "FLARE: the plaintext model <-> task data conversion ScatterAndGather needs",
         "nvflare.app_opt.pt.file_model_locator.PTFileModelLocator":
@@ -86,7 +85,8 @@ DEFAULT_ALLOW_LIST: Mapping[str, Mapping[str, str]] = {
 # after it is deployed (FLARE's authorizer then checks them like the job's own)
 SITE_POLICY_CLASSES = frozenset({"nvflare.app_common.logging.job_log_streamer.JobLogStreamer"})
 DEFAULT_ALLOWED: frozenset[str] = frozenset(p for entries in DEFAULT_ALLOW_LIST.values() for p in entries)
-BLOCKED_PACKAGES = ("consortium.cli", "consortium.provisioning", "consortium.poc", "consortium.admin")
+BLOCKED_PACKAGES = ("consortium.cli", "consortium.provisioning", "consortium.poc", "consortium.admin", "consortium.jobs",
+                    "consortium.reports", "consortium.defaults")
 # arguments other than "path" / "class_path" whose string value our code hands to an importer
 PATH_ARGUMENTS = {"model_path": "model"}
 _CLASS_PATH = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)+$")

@@ -9,8 +9,8 @@ from consortium.aggregation.alerts import alerts, robust_z
 from consortium.aggregation.robust import coordinate_median, krum, krum_index, make_robust_rule, norm_clipped_mean, trimmed_mean
 from consortium.aggregation.round import RoundAggregation
 from consortium.aggregation.weighting import FedAvgWeighting
-from consortium.flare.round_aggregator import RoundAggregator
-from consortium.protocol import SiteResult
+from consortium.flare.aggregators.round import RoundAggregator
+from consortium.protocol.site_result import SiteResult
 
 
 def u(*values):

@@ -9,7 +9,7 @@ from consortium.aggregation.checks import DEFAULT_CHECKS, NormBound
 from consortium.aggregation.round import RoundAggregation
 from consortium.aggregation.server_step import ServerMomentum
 from consortium.aggregation.weighting import FedAvgWeighting, FedNovaWeighting
-from consortium.protocol import SiteResult
+from consortium.protocol.site_result import SiteResult
 
 MODEL = {"w": np.zeros(2, dtype=np.float32)}
 

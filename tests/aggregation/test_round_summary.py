@@ -6,7 +6,7 @@ import math
 import pytest
 
 from consortium.aggregation.round_summary import summarise_round
-from consortium.protocol import SiteResult
+from consortium.protocol.site_result import SiteResult
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from consortium.aggregation.combine import NumpyAlgebra, WeightedSum
 from consortium.aggregation.fednova import TauEff, fednova_update
 from consortium.aggregation.weighted_mean import sample_weights, weighted_mean
 from consortium.aggregation.weighting import FedAvgWeighting, FedNovaWeighting, make_weighting
-from consortium.protocol import SiteResult
+from consortium.protocol.site_result import SiteResult
 
 UPDATES = [{"w": np.array([2.0, 2.0], dtype=np.float32)}, {"w": np.array([9.0, 0.0], dtype=np.float32)},
            {"w": np.array([-1.0, 4.0], dtype=np.float32)}]

@@ -10,9 +10,9 @@ from nvflare.apis.workspace import Workspace
 from nvflare.private.fed.app.fl_conf import create_privacy_manager
 
 from conftest import PROJECT_FILE
-from consortium.cli.kits import ConfigurationError, read_json, simulator_workspace_policies
-from consortium.cli.site_privacy import AUDIT_COMPONENT, install_site_privacy, simulator_privacy_policy, site_privacy_policy
-from consortium.flare.site_audit import SITE_AUDIT_ID, SiteAuditTrail
+from consortium.flare.audit.site import SITE_AUDIT_ID, SiteAuditTrail
+from consortium.provisioning.privacy_scopes import AUDIT_COMPONENT, install_site_privacy, simulator_privacy_policy, site_privacy_policy
+from consortium.provisioning.project import ConfigurationError, read_json, simulator_workspace_policies
 
 TEMPLATE = PROJECT_FILE.parent / "site_policies" / "privacy.json"
 
@@ -55,7 +55,7 @@ def test_the_simulator_workspace_gets_the_audit_trail_and_no_site_filter(tmp_pat
 
 
 @pytest.mark.parametrize("component", [
-    {"id": "site_audit", "path": "consortium.flare.progress_writer.Something"},  # another class under its id
+    {"id": "site_audit", "path": "consortium.flare.listeners.progress_writer.Something"},  # another class under its id
     {"id": "my_audit", "path": AUDIT_COMPONENT["path"]},  # a second trail writer
 ])
 def test_a_template_cannot_replace_the_audit_trail(component):

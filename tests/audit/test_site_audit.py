@@ -22,8 +22,8 @@ from nvflare.private.privacy_manager import Scope
 from consortium.audit.chain import TRAIL_FILE
 from consortium.audit.digest import content_sha256
 from consortium.audit.verify import verify_trail
-from consortium.flare.privacy_filter import PRIVACY_REFUSED, REFUSAL_HEADER, GaussianUpdatePrivacy
-from consortium.flare.site_audit import AUDIT_FAILED, HE_META_KEY, SITE_AUDIT_ID, SiteAuditTrail, payload
+from consortium.flare.audit.site import AUDIT_FAILED, HE_META_KEY, SITE_AUDIT_ID, SiteAuditTrail, payload
+from consortium.flare.filters.dp import PRIVACY_REFUSED, REFUSAL_HEADER, GaussianUpdatePrivacy
 
 WEIGHTS = np.array([0.123456, -0.654321], dtype=np.float32)
 
@@ -126,7 +126,7 @@ def test_a_round_is_recorded_from_the_task_received_to_the_update_that_left_afte
                         "round": 3, "data_sha256": content_sha256(payload(data)), "server_head": None}
     assert released["event"] == "result_sent" and released["round"] == 3 and released["return_code"] == ReturnCode.OK
     assert released["filters"] == [
-        {"filter": "consortium.flare.privacy_filter.GaussianUpdatePrivacy", "source": "site"},
+        {"filter": "consortium.flare.filters.dp.GaussianUpdatePrivacy", "source": "site"},
         {"filter": f"{__name__}._JobFilter", "source": "job"}]
     assert released["dp_epsilon"] > 0 and released["he"] is False
     assert released["result_sha256"] == content_sha256(payload(sent))  # the noised update, as sent
@@ -158,7 +158,7 @@ def test_an_he_result_is_marked_as_ciphertext(fl_ctx, tmp_path):
 
 
 def test_the_he_marker_is_the_one_the_he_filter_writes():
-    he_site = pytest.importorskip("consortium.flare.he_site")
+    he_site = pytest.importorskip("consortium.flare.he.site")
     assert he_site.HE_META == HE_META_KEY
 
 

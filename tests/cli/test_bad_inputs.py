@@ -15,10 +15,10 @@ import psutil
 import pytest
 import yaml
 
-from consortium.cli import distributed
-from consortium.cli.kits import ConfigurationError, Project, provision
 from consortium.cli.main import main
 from consortium.fileio import is_secret
+from consortium.provisioning.distributed import approve as distributed
+from consortium.provisioning.project import ConfigurationError, Project, provision
 
 
 def _tree(root: Path) -> set[str]:
@@ -102,7 +102,7 @@ def test_rollback_refuses_a_job_name_that_leads_out_of_jobs_rollback(tmp_path, m
 
 
 def test_the_rollback_folder_of_a_good_name_is_under_jobs_rollback(tmp_path, monkeypatch):
-    from consortium.cli.models import rollback_folder
+    from consortium.admin.models import rollback_folder
 
     monkeypatch.chdir(tmp_path)
     assert rollback_folder(_run_folder(tmp_path, "heart_fedavg"), 3) == tmp_path / "jobs-rollback" / "heart_fedavg_v3"
@@ -141,8 +141,7 @@ def test_without_the_umask_and_the_mode_fix_flares_cert_json_is_readable_by_ever
                                                                                        monkeypatch):
     import contextlib
 
-    from consortium.cli import kits
-
+    from consortium.provisioning import project as kits
     monkeypatch.setattr(kits, "owner_only", contextlib.nullcontext)
     monkeypatch.setattr(kits, "restrict_secrets", lambda root: [])
     ws = tmp_path / "ws"
@@ -208,14 +207,14 @@ class _DeadSession:
 
 
 def _state(tmp_path, procs=()):
-    from consortium.cli.poc_processes import PocState
+    from consortium.poc.state import PocState
 
     return PocState(str(tmp_path), str(tmp_path / "kits"), "heart", 8002, "admin@x.org", ["a", "b"], list(procs))
 
 
 def test_following_a_job_whose_server_stops_answering_says_so_and_names_resume(tmp_path):
-    from consortium.cli.poc import PocError
-    from consortium.cli.submit import follow
+    from consortium.jobs.submit import follow
+    from consortium.poc.lifecycle import PocError
 
     with pytest.raises(PocError) as e:
         follow(_DeadSession(), _state(tmp_path), "job-42", 2, tmp_path / "results", timeout=5, echo=lambda _: None)
@@ -227,9 +226,9 @@ def test_following_a_job_whose_server_stops_answering_says_so_and_names_resume(t
 
 
 def test_a_dead_server_process_is_noticed_before_the_admin_api_is_asked(tmp_path):
-    from consortium.cli.poc import PocError
-    from consortium.cli.poc_processes import Proc
-    from consortium.cli.submit import follow
+    from consortium.jobs.submit import follow
+    from consortium.poc.lifecycle import PocError
+    from consortium.poc.state import Proc
 
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     created = psutil.Process(proc.pid).create_time()

@@ -6,7 +6,7 @@ import pandas as pd
 
 from conftest import JOBS
 from consortium.cli.main import main
-from consortium.reporting import GLOBAL, JobResults, print_table
+from consortium.reports.job_report import GLOBAL, JobResults, print_table
 
 
 def test_validate_works_from_any_directory(tmp_path, monkeypatch, capsys):

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from consortium.cli import approval_bundle as ab
-from consortium.cli.distributed import HE_SIGNATURE_FILE, ProvisioningError, approve, request_site, seal_context
-from consortium.cli.he_keys import PUBLIC_STATE_FILE, STATE_FILE
-from consortium.cli.kit_package import package
-from consortium.cli.kits import Project, provision
 from consortium.cli.main import main
+from consortium.provisioning.builders.he_keys import PUBLIC_STATE_FILE, STATE_FILE
+from consortium.provisioning.distributed import bundle as ab
+from consortium.provisioning.distributed.approve import HE_SIGNATURE_FILE, ProvisioningError, approve, request_site, seal_context
+from consortium.provisioning.distributed.package import package
+from consortium.provisioning.project import Project, provision
 
 SITE, ORG = "basel", "university_hospital_basel"
 
@@ -105,7 +105,7 @@ def test_packaged_kit_has_the_site_policies_and_the_consortium_he_contexts(flow,
     assert json.loads((local / "resources.json").read_text())["class_allow_list"] == \
         json.loads((provisioned / "local" / "resources.json").read_text())["class_allow_list"]
     privacy = json.loads((local / "privacy.json").read_text())
-    assert "consortium.flare.site_audit.SiteAuditTrail" in [c["path"] for c in privacy["components"]]
+    assert "consortium.flare.audit.site.SiteAuditTrail" in [c["path"] for c in privacy["components"]]
 
     assert (startup / "client_context.tenseal").read_bytes() == (flow["state"] / STATE_FILE).read_bytes()
     assert (startup / "server_context.tenseal").read_bytes() == (flow["state"] / PUBLIC_STATE_FILE).read_bytes()
@@ -255,7 +255,7 @@ def test_a_packaged_kit_s_site_loads_the_he_contexts_in_secure_mode_and_refuses_
     from nvflare.apis.fl_context import FLContext
 
     from consortium.crypto.ckks import key_id_of
-    from consortium.flare.he_site import load_context
+    from consortium.flare.he.site import load_context
 
     startup = Path(shutil.copytree(flow["kit"] / "startup", tmp_path / "startup"))
     assert not (startup / "signature.json").exists()

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from consortium.cli.doctor import certificates, diagnose
-from consortium.cli.kits import Project, provision
+from consortium.admin.doctor import certificates, diagnose
 from consortium.cli.main import DEFAULT_PROJECT
+from consortium.provisioning.project import Project, provision
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import tenseal as ts
 
 from conftest import JOBS, PROJECT_FILE
 from consortium.cli.he_jobs import HE_JOBS, he_configs, write_he_job
-from consortium.cli.kits import Project, provision
 from consortium.crypto.ckks import key_id_of
+from consortium.provisioning.project import Project, provision
 
 
 @pytest.mark.parametrize("name", HE_JOBS)
@@ -64,7 +64,7 @@ def test_a_site_norm_bound_follows_the_job_into_its_he_variant():
 def test_an_he_job_s_versions_are_its_ciphertext_files_checked_against_their_sha256(tmp_path):
     import hashlib
 
-    from consortium.cli.models import list_lines
+    from consortium.admin.models import list_lines
 
     folder = tmp_path / "workspace" / "encrypted_rounds"
     folder.mkdir(parents=True)

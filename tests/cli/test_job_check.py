@@ -9,8 +9,8 @@ import shutil
 import pytest
 
 from conftest import JOBS
-from consortium.cli.job_check import check_job
-from consortium.cli.kits import ConfigurationError
+from consortium.jobs.validate import check_job
+from consortium.provisioning.project import ConfigurationError
 
 SITES = ["cleveland", "hungary", "switzerland", "va-long-beach"]
 
@@ -89,8 +89,8 @@ def test_site_epochs_of_consortium_sites_pass(job):
 @pytest.fixture(scope="module")
 def allowed():
     from conftest import PROJECT_FILE
-    from consortium.cli.job_check import AllowList
-    from consortium.cli.kits import Project
+    from consortium.jobs.validate import AllowList
+    from consortium.provisioning.project import Project
 
     return AllowList.of_project(Project.load(PROJECT_FILE))
 
@@ -110,12 +110,12 @@ def test_an_executor_outside_the_allow_list_is_refused_naming_it_and_the_list(jo
 
 
 def test_allow_list_admits_exact_entries_only_and_a_prefix_admits_nothing():
-    from consortium.cli.job_check import AllowList
+    from consortium.jobs.validate import AllowList
 
-    allowed = AllowList(None, ("consortium.", "consortium.flare.round_aggregator.RoundAggregator"))
-    assert allowed.admits("consortium.flare.round_aggregator.RoundAggregator")
+    allowed = AllowList(None, ("consortium.", "consortium.flare.aggregators.round.RoundAggregator"))
+    assert allowed.admits("consortium.flare.aggregators.round.RoundAggregator")
     assert not allowed.admits("consortium.cli.main.main")
-    assert not allowed.admits("consortium.flare.round_aggregator.RoundAggregator.x")
+    assert not allowed.admits("consortium.flare.aggregators.round.RoundAggregator.x")
     assert not allowed.admits("consortium.")
 
 
@@ -147,7 +147,7 @@ def test_a_deploy_map_whose_sites_are_not_a_list_is_refused(job):
 
 
 def test_a_file_over_the_size_limit_is_refused_naming_it(job):
-    from consortium.job_content import MAX_MODEL_BYTES
+    from consortium.jobs.content import MAX_MODEL_BYTES
 
     big = job / "app" / "config" / "weights.bin"
     with big.open("wb") as f:

@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 
 from conftest import JOBS
-from consortium.cli.job_specs import SPECS
-from consortium.cli.job_values import check_config_values
-from consortium.cli.kits import ConfigurationError
+from consortium.jobs.specs import SPECS
+from consortium.jobs.values import check_config_values
 from consortium.learning.settings import MAX_ROUNDS, LocalTrainingSettings
 from consortium.privacy.policy import UpdatePrivacyPolicy
+from consortium.provisioning.project import ConfigurationError
 
 SITES = ["cleveland", "hungary", "switzerland", "va-long-beach"]
 CONFIGS = sorted(JOBS.glob("*/app*/config/config_fed_*.json"))
@@ -240,7 +240,7 @@ def _shipped_paths() -> set[str]:
 
 
 def test_every_component_of_the_shipped_jobs_has_a_spec():
-    from consortium.cli.job_specs import MODELS
+    from consortium.jobs.specs import MODELS
 
     assert _shipped_paths() - set(SPECS) - set(MODELS) == set()
 
@@ -248,7 +248,7 @@ def test_every_component_of_the_shipped_jobs_has_a_spec():
 @pytest.mark.parametrize("path", sorted(set(SPECS) | {"consortium.learning.tabular.LogisticRegression",
                                                       "consortium.learning.segmentation.SegmentationUNet"}))
 def test_each_spec_types_exactly_the_arguments_its_class_takes(path):
-    from consortium.cli.job_specs import MODELS
+    from consortium.jobs.specs import MODELS
 
     module, _, name = path.rpartition(".")
     cls = getattr(importlib.import_module(module), name)
@@ -322,7 +322,7 @@ def test_a_mutation_of_one_value_leaves_the_rest_of_the_config_untouched():
 
 # -- the jobs the consortium's commands write pass too ------------------------------------------------
 def test_a_rollback_job_passes_with_its_resume_arguments(tmp_path):
-    from consortium.cli.models import continuation_job
+    from consortium.admin.models import continuation_job
     from consortium.registry import ModelRegistry
 
     weights = {"linear.weight": np.zeros((1, 13), dtype=np.float32), "linear.bias": np.zeros(1, dtype=np.float32)}

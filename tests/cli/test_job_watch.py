@@ -10,8 +10,8 @@ import time
 import psutil
 import pytest
 
-from consortium.cli import poc
-from consortium.cli.job_watch import SiteWatch, first_errors, job_logs
+from consortium.jobs.watch import SiteWatch, first_errors, job_logs
+from consortium.poc import lifecycle as poc
 
 JOB = "0f0e0d0c-1111-2222-3333-444455556666"
 

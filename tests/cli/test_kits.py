@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from consortium.cli.kits import ConfigurationError, Project, provision
+from consortium.provisioning.project import ConfigurationError, Project, provision
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def test_every_site_admits_exact_classes_only_and_keeps_enforcement(kits):
     for site in ["server", *project.clients]:
         res = json.loads((prod / site / "local" / "resources.json").read_text())
         assert res["class_list_enforcement_mode"] == "enforce"
-        assert "consortium.flare.round_aggregator.RoundAggregator" in res["class_allow_list"]
+        assert "consortium.flare.aggregators.round.RoundAggregator" in res["class_allow_list"]
         assert [e for e in res["class_allow_list"] if e.endswith(".") or e.count(".") < 2] == []  # no prefixes
 
 
@@ -73,9 +73,9 @@ SERVER_AUDIT = "startup/consortium_audit__p_resources.json"
 
 
 def test_each_kit_holds_the_policies_as_the_templates_define_them(kits):
-    from consortium.cli.kits import class_allow_list
-    from consortium.cli.policies_builder import SERVER_AUDIT_COMPONENT
-    from consortium.cli.site_privacy import site_privacy_policy
+    from consortium.provisioning.builders.site_policies import SERVER_AUDIT_COMPONENT
+    from consortium.provisioning.privacy_scopes import site_privacy_policy
+    from consortium.provisioning.project import class_allow_list
 
     prod, project = kits
     policies = project.policies_dir
@@ -93,7 +93,7 @@ def test_each_kit_holds_the_policies_as_the_templates_define_them(kits):
 
 
 def test_flare_signs_every_policy_file_in_startup_and_local(kits):
-    from consortium.cli.policies_builder import policy_signature_problems
+    from consortium.provisioning.builders.site_policies import policy_signature_problems
 
     prod, project = kits
     for site in ["server", *project.clients]:
@@ -104,7 +104,7 @@ def test_flare_signs_every_policy_file_in_startup_and_local(kits):
 
 
 def test_a_policy_edited_after_provisioning_is_named(kits, tmp_path):
-    from consortium.cli.policies_builder import policy_signature_problems
+    from consortium.provisioning.builders.site_policies import policy_signature_problems
 
     prod, _ = kits
     kit = shutil.copytree(prod / "cleveland", tmp_path / "cleveland")
@@ -131,7 +131,7 @@ def test_flares_start_check_refuses_an_edited_server_audit_declaration(kits, tmp
 
 
 def test_install_site_policies_leaves_a_provisioned_kit_unchanged(kits):
-    from consortium.cli.kits import install_site_policies
+    from consortium.provisioning.project import install_site_policies
 
     prod, project = kits
     before = {p: p.read_bytes() for p in prod.rglob("*") if p.is_file()}
@@ -140,7 +140,7 @@ def test_install_site_policies_leaves_a_provisioned_kit_unchanged(kits):
 
 
 def test_install_site_policies_refuses_to_rewrite_a_signed_policy(kits, tmp_path):
-    from consortium.cli.kits import install_site_policies
+    from consortium.provisioning.project import install_site_policies
 
     prod, project = kits
     copy = shutil.copytree(prod, tmp_path / "prod_00")
@@ -149,7 +149,7 @@ def test_install_site_policies_refuses_to_rewrite_a_signed_policy(kits, tmp_path
 
 
 def test_an_unsigned_kit_gets_the_policies_from_install_site_policies(kits, tmp_path):
-    from consortium.cli.kits import install_site_policies
+    from consortium.provisioning.project import install_site_policies
 
     prod, project = kits
     copy = shutil.copytree(prod, tmp_path / "prod_00")

@@ -9,7 +9,7 @@ import sys
 import psutil
 import pytest
 
-from consortium.cli import poc
+from consortium.poc import lifecycle as poc
 
 
 def test_busy_port_is_reported_before_anything_starts(project, tmp_path):

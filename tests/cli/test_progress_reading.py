@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from consortium.cli.submit import _new_rounds
+from consortium.jobs.submit import _new_rounds
 
 
 def _line(r: int) -> str:

@@ -18,9 +18,9 @@ from nvflare.private.fed.utils.fed_utils import create_job_processing_context_pr
 from nvflare.private.privacy_manager import PrivacyService, Scope
 
 from conftest import PROJECT_FILE
-from consortium.cli.kits import ConfigurationError, Project, provision, read_json
-from consortium.cli.site_privacy import site_privacy_policy
 from consortium.privacy.declaration import declared
+from consortium.provisioning.privacy_scopes import site_privacy_policy
+from consortium.provisioning.project import ConfigurationError, Project, provision, read_json
 
 TEMPLATE = PROJECT_FILE.parent / "site_policies" / "privacy.json"
 

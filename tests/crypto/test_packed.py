@@ -21,7 +21,7 @@ from consortium.crypto.packed import (
     unflatten,
     verify_message,
 )
-from consortium.protocol import SiteResult
+from consortium.protocol.site_result import SiteResult
 
 RESULTS = [SiteResult(n_samples=199, local_steps=125, fednova_a=125.0), SiteResult(n_samples=172, local_steps=66, fednova_a=66.0),
            SiteResult(n_samples=30, local_steps=4, fednova_a=4.0), SiteResult(n_samples=85, local_steps=22, fednova_a=22.0)]

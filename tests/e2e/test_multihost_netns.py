@@ -311,7 +311,7 @@ def server_peers(server: Host) -> set[str]:
 def consortium(project, tmp_path_factory):
     """Production kits (``provision(poc=False)``), the server and the four hospitals started in
     their own namespaces; ready when the server has a connection from every site's address."""
-    from consortium.cli.kits import provision
+    from consortium.provisioning.project import provision
 
     why = preconditions()
     if why:
@@ -377,7 +377,7 @@ def test_the_doctor_passes_every_check_of_a_site_and_the_admin_kit_on_their_host
 
 
 def test_a_heart_fedavg_job_runs_end_to_end_across_namespaces(consortium, tmp_path):
-    from consortium.reporting import load_results
+    from consortium.reports.job_report import load_results
 
     job = Path(shutil.copytree(JOBS / "heart_fedavg", tmp_path / "heart_fedavg"))  # the API signs what it submits
     config_file = job / "app" / "config" / "config_fed_server.json"

@@ -17,11 +17,11 @@ import psutil
 import pytest
 
 from conftest import JOBS
-from consortium.cli import poc
-from consortium.cli.add_site import add_site, start_in_poc
-from consortium.cli.poc_processes import STATE_FILE, PocState, alive, terminate
-from consortium.cli.submit import submit_and_follow
-from consortium.reporting import load_results
+from consortium.jobs.submit import submit_and_follow
+from consortium.poc import lifecycle as poc
+from consortium.poc.state import STATE_FILE, PocState, alive, terminate
+from consortium.provisioning.add_site import add_site, start_in_poc
+from consortium.reports.job_report import load_results
 
 pytestmark = pytest.mark.poc
 SITES = ["cleveland", "hungary", "switzerland", "va-long-beach"]
@@ -126,9 +126,9 @@ def test_added_site_joins_without_touching_existing_kits_and_trains(poc_consorti
 
 
 def test_a_kit_from_the_request_flow_connects_to_the_running_consortium(poc_consortium, project, tmp_path):
-    from consortium.cli.approval_bundle import Bundle
-    from consortium.cli.distributed import approve, request_site
-    from consortium.cli.kit_package import package
+    from consortium.provisioning.distributed.approve import approve, request_site
+    from consortium.provisioning.distributed.bundle import Bundle
+    from consortium.provisioning.distributed.package import package
 
     name, workspace = "geneva", Path(poc_consortium.workspace)
     with _restored(workspace, poc_consortium.project_name):

@@ -17,12 +17,13 @@ import psutil
 import pytest
 
 from conftest import JOBS, job_with_rounds
-from consortium.cli import models, poc
+from consortium.admin import models
 from consortium.cli.main import main, report, resume
-from consortium.cli.poc_processes import process_tree
-from consortium.cli.submit import submit_and_follow
+from consortium.jobs.submit import submit_and_follow
+from consortium.poc import lifecycle as poc
+from consortium.poc.state import process_tree
 from consortium.registry import ModelRegistry
-from consortium.reporting import GLOBAL, load_results, write_report
+from consortium.reports.job_report import GLOBAL, load_results, write_report
 
 pytestmark = pytest.mark.poc
 SITES = {"cleveland", "hungary", "switzerland", "va-long-beach"}
@@ -194,7 +195,7 @@ def test_poc_listens_on_loopback_only(poc_consortium):
 
 
 def test_the_doctor_passes_every_check_of_a_live_site_and_admin_kit(poc_consortium):
-    from consortium.cli.doctor import diagnose
+    from consortium.admin.doctor import diagnose
 
     for kit in (Path(poc_consortium.kits) / "hungary", poc_consortium.admin_kit):
         findings = diagnose(kit)
@@ -254,7 +255,7 @@ def _component(config: dict, ident: str) -> dict:
 def _fire_drill(faults: dict) -> callable:
     def client(config):
         config["task_result_filters"] = [{"tasks": ["train"], "filters": [
-            {"path": "consortium.flare.fault_drill.FaultDrill", "args": {"faults": faults}}]}]
+            {"path": "consortium.flare.filters.fault_drill.FaultDrill", "args": {"faults": faults}}]}]
     return client
 
 
@@ -389,7 +390,7 @@ def test_every_site_s_audit_trail_of_the_jobs_so_far_verifies_and_a_tampered_cop
 
 
 def test_a_revoked_site_contributes_nothing_more_and_cannot_rejoin_after_a_restart(poc_consortium, tmp_path):
-    from consortium.cli.revoke import revoke_site
+    from consortium.admin.revoke import revoke_site
 
     def quick(config):
         _component(config, "scatter_and_gather").update(wait_time_after_min_received=1)

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 from conftest import JOBS, free_port
-from consortium.cli.incident import request
-from consortium.cli.monitoring import DASHBOARD, start_prometheus, stop_prometheus
-from consortium.cli.submit import submit_and_follow
-from consortium.incident_control import Action
-from consortium.reporting import load_results
+from consortium.admin.incidents import request
+from consortium.jobs.submit import submit_and_follow
+from consortium.operations.incidents import Action
+from consortium.poc.prometheus import DASHBOARD, start_prometheus, stop_prometheus
+from consortium.reports.job_report import load_results
 
 pytestmark = pytest.mark.poc
 SITES = ["cleveland", "hungary", "switzerland", "va-long-beach"]
@@ -41,7 +41,7 @@ def job_variant(tmp_path: Path, rounds: int, exporter_port: int, faults: dict | 
     by_id["metrics_exporter"]["args"]["port"] = exporter_port
     if faults:
         client["task_result_filters"] = [{"tasks": ["train"], "filters": [
-            {"path": "consortium.flare.fault_drill.FaultDrill", "args": {"faults": faults}}]}]
+            {"path": "consortium.flare.filters.fault_drill.FaultDrill", "args": {"faults": faults}}]}]
     server_file.write_text(json.dumps(server))
     client_file.write_text(json.dumps(client))
     return job

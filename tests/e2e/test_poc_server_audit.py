@@ -19,7 +19,7 @@ from conftest import job_with_rounds, wait_finished
 from conftest import server_trail_records as trail_records
 from consortium.audit.chain import TRAIL_FILE
 from consortium.cli import audit as audit_cli
-from consortium.cli import poc
+from consortium.poc import lifecycle as poc
 
 pytestmark = pytest.mark.poc
 SITES = ("cleveland", "hungary", "switzerland", "va-long-beach")
@@ -118,9 +118,9 @@ def test_a_job_carrying_custom_code_is_refused_at_deployment_and_recorded(poc_co
 
 @pytest.fixture
 def heads_declared(poc_consortium):
-    """The server kit declares the trail heads component (consortium.flare.server_heads) in
+    """The server kit declares the trail heads component (consortium.flare.audit.server_heads) in
     ``startup/``, where the kit builder wrote it before FLARE signed the kit."""
-    from consortium.flare.server_heads import DECLARATION
+    from consortium.flare.audit.server_heads import DECLARATION
 
     for name in DECLARATION:
         assert (server_ws(poc_consortium) / "startup" / name).is_file(), name

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import JOBS, PROFILES, PROJECT_FILE
 from consortium.cli.main import main
-from consortium.reporting import GLOBAL, load_results
+from consortium.reports.job_report import GLOBAL, load_results
 
 pytestmark = pytest.mark.simulator
 SITES = {"cleveland", "hungary", "switzerland", "va-long-beach"}

@@ -8,7 +8,7 @@ import pytest
 from nvflare.apis.dxo import DXO, DataKind, from_shareable
 from nvflare.apis.fl_context import FLContext
 
-from consortium.flare.flare_he import ReshapeToModel, reshape_to
+from consortium.flare.he.flare_he import ReshapeToModel, reshape_to
 
 MODEL = {"model_path": "consortium.learning.tabular.LogisticRegression", "model_args": {"in_features": 3}}
 

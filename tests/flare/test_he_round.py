@@ -15,11 +15,11 @@ from nvflare.app_common.app_constant import AppConstants
 
 from consortium.aggregation.combine import WeightedSum
 from consortium.aggregation.weighting import FedNovaWeighting
-from consortium.flare import he_site
-from consortium.flare.he_server import EncryptedRoundAggregator, EncryptedRoundShareableGenerator
-from consortium.flare.he_site import CLIENT_CONTEXT, HE_KEYS_ENV, SERVER_CONTEXT, HEDecryptTaskData, HEEncryptResult, load_context
-from consortium.flare.round_aggregator import ROUND_RECORD_PROP
-from consortium.protocol import SiteResult
+from consortium.flare.aggregators.round import ROUND_RECORD_PROP
+from consortium.flare.he import site as he_site
+from consortium.flare.he.server import EncryptedRoundAggregator, EncryptedRoundShareableGenerator
+from consortium.flare.he.site import CLIENT_CONTEXT, HE_KEYS_ENV, SERVER_CONTEXT, HEDecryptTaskData, HEEncryptResult, load_context
+from consortium.protocol.site_result import SiteResult
 from consortium.recipes.envs import simulator_he_keys
 
 INITIAL = {"w": np.array([[0.5, -0.5, 0.0]], dtype=np.float32), "b": np.zeros(1, dtype=np.float32)}
@@ -164,7 +164,7 @@ def test_missing_keys_name_the_provisioning_command(tmp_path, monkeypatch):
 
 def test_a_message_with_too_few_ciphertexts_is_rejected_before_anything_is_added(keys):
     from consortium.crypto.packed import Envelope, digest
-    from consortium.flare.he_site import message_from_dict, message_to_dict
+    from consortium.flare.he.site import message_from_dict, message_to_dict
 
     big = {"w": np.zeros((1, 5000), dtype=np.float32), "b": np.zeros(1, dtype=np.float32)}  # 2 ciphertexts
     agg, server = EncryptedRoundAggregator(), ctx()

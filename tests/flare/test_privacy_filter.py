@@ -15,7 +15,7 @@ from nvflare.apis.shareable import Shareable, make_reply
 from nvflare.apis.utils.task_utils import apply_filters
 from nvflare.apis.workspace import Workspace
 
-from consortium.flare.privacy_filter import PRIVACY_REFUSED, REFUSAL_HEADER, GaussianUpdatePrivacy
+from consortium.flare.filters.dp import PRIVACY_REFUSED, REFUSAL_HEADER, GaussianUpdatePrivacy
 from consortium.privacy.declaration import EPSILON_KEY, MODEL_OF_KEY, declare, declared
 from consortium.privacy.gaussian import global_norm
 from consortium.privacy.ledger import Release

@@ -16,11 +16,11 @@ from nvflare.app_common.app_constant import AppConstants
 
 from consortium.data.heart_disease import load_centre
 from consortium.data.standardisation import local_moments, pooled_standardiser
+from consortium.flare.aggregators.round import RoundAggregator
+from consortium.flare.executors.tabular import TabularExecutor
 from consortium.flare.result_io import read_shareable
-from consortium.flare.round_aggregator import RoundAggregator
-from consortium.flare.tabular_executor import TabularExecutor
 from consortium.learning.loop import get_weights
-from consortium.protocol import FIELDS, Use
+from consortium.protocol.site_result import FIELDS, Use
 
 SITES = ["cleveland", "hungary", "switzerland", "va-long-beach"]
 

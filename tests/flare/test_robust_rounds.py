@@ -13,9 +13,9 @@ from nvflare.app_common.app_constant import AppConstants
 from test_round_aggregator import result
 
 from consortium.aggregation.checks import DEFAULT_CHECKS, NormBound, run_checks
-from consortium.flare.fault_drill import FAULTS, FaultDrill, corrupt
-from consortium.flare.round_aggregator import RoundAggregator
-from consortium.flare.workflows import ScatterAndGather
+from consortium.flare.aggregators.round import RoundAggregator
+from consortium.flare.filters.fault_drill import FAULTS, FaultDrill, corrupt
+from consortium.flare.workflows.scatter import ScatterAndGather
 
 
 @pytest.fixture

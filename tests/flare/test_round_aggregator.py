@@ -16,8 +16,8 @@ from nvflare.app_common.abstract.model import make_model_learnable
 from nvflare.app_common.app_constant import AppConstants
 
 from consortium.aggregation.fednova import fednova_update
-from consortium.flare.progress_writer import RoundProgressWriter
-from consortium.flare.round_aggregator import ROUND_RECORD_EVENT, ROUND_RECORD_PROP, RoundAggregator
+from consortium.flare.aggregators.round import ROUND_RECORD_EVENT, ROUND_RECORD_PROP, RoundAggregator
+from consortium.flare.listeners.progress_writer import RoundProgressWriter
 
 GLOBAL = {"w": np.zeros(2, dtype=np.float32)}
 
@@ -187,7 +187,7 @@ def test_bad_arguments_are_refused_when_the_job_is_built(kwargs, name):
 def test_a_result_flare_turned_away_is_named_with_the_sites_reason(engine, fl_ctx, tmp_path):
     from nvflare.apis.shareable import make_reply
 
-    from consortium.flare.round_aggregator import REFUSAL_HEADER
+    from consortium.flare.aggregators.round import REFUSAL_HEADER
 
     engine.handlers.append(RoundProgressWriter())
     agg = RoundAggregator()
@@ -206,7 +206,7 @@ def test_a_result_flare_turned_away_is_named_with_the_sites_reason(engine, fl_ct
 
 def test_a_result_the_site_s_audit_trail_withheld_is_listed_with_the_site_s_reason(engine, fl_ctx, tmp_path):
     from consortium.aggregation.round_summary import RoundSummary
-    from consortium.flare.site_audit import withhold
+    from consortium.flare.audit.site import withhold
 
     engine.handlers.append(RoundProgressWriter())
     agg = RoundAggregator()
@@ -228,7 +228,7 @@ def test_an_error_reply_without_a_reason_stays_rejected_and_the_withheld_list_st
         engine, fl_ctx, tmp_path):
     from nvflare.apis.shareable import make_reply
 
-    from consortium.flare.round_aggregator import REFUSAL_HEADER
+    from consortium.flare.aggregators.round import REFUSAL_HEADER
 
     engine.handlers.append(RoundProgressWriter())
     agg = RoundAggregator()

@@ -13,7 +13,7 @@ from nvflare.apis.signal import Signal
 from nvflare.app_common.app_constant import AppConstants
 
 from consortium.data.imaging import ScannerProfile, generate_site, site_split
-from consortium.flare.segmentation_executor import SegmentationExecutor
+from consortium.flare.executors.segmentation import SegmentationExecutor
 from consortium.learning.loop import get_weights
 
 MODEL_ARGS = {"channels": [4, 8, 16]}

@@ -20,8 +20,8 @@ from nvflare.security.security import FLAuthorizer
 from conftest import PROJECT_FILE
 from consortium.audit.chain import TRAIL_FILE
 from consortium.audit.verify import verify_trail
-from consortium.flare import server_audit
-from consortium.flare.server_audit import (
+from consortium.flare.audit import server as server_audit
+from consortium.flare.audit.server import (
     PINNED_SOURCES,
     PatchGuardError,
     ServerAuditTrail,

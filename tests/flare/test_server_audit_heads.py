@@ -1,4 +1,4 @@
-"""The server job process's half of the cross-anchoring (consortium.flare.server_heads), with FLARE's
+"""The server job process's half of the cross-anchoring (consortium.flare.audit.server_heads), with FLARE's
 own objects: each result's site trail head is written, signed, into the server's trail; each task
 carries the server trail's head; FLARE loads the declaration in job processes only, and the
 component makes itself a handler of the run through the pinned hook."""
@@ -22,10 +22,10 @@ from consortium.audit.anchors import SERVER_HEAD_HEADER, SITE_HEAD_HEADER
 from consortium.audit.chain import TRAIL_FILE
 from consortium.audit.signing import kit_certificate
 from consortium.audit.verify import verify_trail
-from consortium.flare import server_heads
-from consortium.flare.round_aggregator import REFUSAL_HEADER
-from consortium.flare.server_audit import PatchGuardError
-from consortium.flare.server_heads import DECLARATION, HEADS_COMPONENT, ServerTrailHeads
+from consortium.flare.aggregators.round import REFUSAL_HEADER
+from consortium.flare.audit import server_heads
+from consortium.flare.audit.server import PatchGuardError
+from consortium.flare.audit.server_heads import DECLARATION, HEADS_COMPONENT, ServerTrailHeads
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "audit"))
 from audit_kits import RootCA  # noqa: E402

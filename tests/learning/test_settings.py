@@ -96,7 +96,7 @@ def test_arguments_that_are_not_an_object_are_refused():
 
 
 def test_the_site_s_executor_refuses_the_value_when_it_is_built():
-    from consortium.flare.tabular_executor import TabularExecutor
+    from consortium.flare.executors.tabular import TabularExecutor
 
     with pytest.raises(ValueError, match=r"^lr = 'fast' must be a positive number$"):
         TabularExecutor(lr="fast")

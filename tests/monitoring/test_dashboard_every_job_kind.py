@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from consortium.cli.monitoring import DASHBOARD, start_prometheus, stop_prometheus
+from consortium.poc.prometheus import DASHBOARD, start_prometheus, stop_prometheus
 from consortium.telemetry.exporter import RoundMetricsExporter
 
 SITES = ["cleveland", "hungary", "switzerland", "va-long-beach"]

@@ -19,10 +19,10 @@ from nvflare.app_common.abstract.model import make_model_learnable
 from nvflare.app_common.app_constant import AppConstants
 
 from consortium.flare import incident as incident_module
+from consortium.flare.aggregators.round import ROUND_RECORD_EVENT, ROUND_RECORD_PROP, RoundAggregator, RoundControls
 from consortium.flare.incident import INCIDENT_EVENT, IncidentGate
-from consortium.flare.metrics_exporter import RoundMetricsListener
-from consortium.flare.round_aggregator import ROUND_RECORD_EVENT, ROUND_RECORD_PROP, RoundAggregator, RoundControls
-from consortium.incident_control import CONTROL_FILE, IncidentEvent, append_event
+from consortium.flare.listeners.metrics_exporter import RoundMetricsListener
+from consortium.operations.incidents import CONTROL_FILE, IncidentEvent, append_event
 
 
 class _Client:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from consortium.incident_control import Action, IncidentEvent, append_event, read_events, state_of
+from consortium.operations.incidents import Action, IncidentEvent, append_event, read_events, state_of
 
 
 def event(action, site=None, reason="", at=0.0):
@@ -46,14 +46,14 @@ def test_an_event_line_says_what_who_when_and_why():
 
 
 def _poc_state(tmp_path):
-    from consortium.cli.poc_processes import PocState
+    from consortium.poc.state import PocState
 
     (tmp_path / "server" / "job-1").mkdir(parents=True)
     return PocState(str(tmp_path), str(tmp_path), "p", 1, "admin@x", ["hungary", "cleveland"], [])
 
 
 def test_the_command_appends_to_the_job_s_control_file(tmp_path):
-    from consortium.cli.incident import request
+    from consortium.admin.incidents import request
 
     state = _poc_state(tmp_path)
     request(state, "job-1", Action.QUARANTINE, "hungary", reason="x50", echo=lambda _: None)
@@ -64,16 +64,16 @@ def test_the_command_appends_to_the_job_s_control_file(tmp_path):
 
 @pytest.mark.parametrize("job, site, match", [("job-2", None, "no run folder"), ("job-1", "nowhere", "no site 'nowhere'")])
 def test_the_command_refuses_an_unknown_job_or_site(tmp_path, job, site, match):
-    from consortium.cli.incident import request
-    from consortium.cli.poc_processes import PocError
+    from consortium.admin.incidents import request
+    from consortium.poc.state import PocError
 
     with pytest.raises(PocError, match=match):
         request(_poc_state(tmp_path), job, Action.QUARANTINE if site else Action.FREEZE, site, echo=lambda _: None)
 
 
 def test_the_command_refuses_a_job_that_finished_training(tmp_path):
-    from consortium.cli.incident import request
-    from consortium.cli.poc_processes import PocError
+    from consortium.admin.incidents import request
+    from consortium.poc.state import PocError
 
     state = _poc_state(tmp_path)
     (tmp_path / "server" / "job-1" / "training_status.json").write_text("{}")

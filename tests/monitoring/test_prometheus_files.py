@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from consortium.cli.monitoring import DASHBOARD, RULES
+from consortium.poc.prometheus import DASHBOARD, RULES
 from consortium.telemetry.prometheus_config import config_text, prometheus_config
 from consortium.telemetry.series import SERIES
 

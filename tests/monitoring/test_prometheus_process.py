@@ -11,9 +11,9 @@ from dataclasses import asdict
 
 import pytest
 
-from consortium.cli import poc
-from consortium.cli.monitoring import start_prometheus
-from consortium.cli.poc_processes import PocState, alive, stop_processes
+from consortium.poc import lifecycle as poc
+from consortium.poc.prometheus import start_prometheus
+from consortium.poc.state import PocState, alive, stop_processes
 
 
 @pytest.fixture(autouse=True)

@@ -10,10 +10,10 @@ import json
 import pytest
 
 from conftest import JOBS
-from consortium.cli.job_check import resolve_class
+from consortium.jobs.validate import resolve_class
 from consortium.learning.settings import LocalTrainingSettings
 
-DP_FILTER = "consortium.flare.privacy_filter.GaussianUpdatePrivacy"
+DP_FILTER = "consortium.flare.filters.dp.GaussianUpdatePrivacy"
 DP_JOBS = sorted(p.parent.name for p in JOBS.glob("*/meta.json") if json.loads(p.read_text()).get("scope") == "dp")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from consortium.privacy.release import coarsen_count, coarsen_sum, released_meta
-from consortium.protocol import FIELDS, Release
+from consortium.protocol.site_result import FIELDS, Release
 
 META = {"n_samples": 203, "local_steps": 26, "fednova_a": 26.0, "train_loss": 0.41, "train_seconds": 0.2,
         "val_metric": "accuracy", "val_n": 67, "val_score_sum": 53.0, "val_loss": 0.5, "secret_extra": 1}

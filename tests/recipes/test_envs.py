@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import JOBS, PROJECT_FILE
-from consortium.cli.poc import PocError
+from consortium.poc.lifecycle import PocError
 from consortium.recipes import ConsortiumPocEnv, ConsortiumProdEnv, ConsortiumSimEnv, HeartConfig, HeartRecipe
 from consortium.recipes.job import FolderJob
 

@@ -9,8 +9,8 @@ import json
 import pytest
 
 from conftest import JOBS, PROJECT_FILE
-from consortium.cli.job_check import AllowList, check_job
-from consortium.cli.kits import Project
+from consortium.jobs.validate import AllowList, check_job
+from consortium.provisioning.project import Project
 from consortium.recipes import HeartConfig, HeartRecipe, ImagingConfig, ImagingRecipe, Intervals
 from consortium.recipes.catalogue import JOBS as RECIPES
 from consortium.recipes.catalogue import export_jobs

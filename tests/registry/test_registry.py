@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import JOBS
-from consortium.cli.models import clear_stuck_record, continuation_job, list_lines
+from consortium.admin.models import clear_stuck_record, continuation_job, list_lines
 from consortium.registry import ModelRegistry, RegistryError
 
 W = {"linear.weight": np.arange(13, dtype=np.float32).reshape(1, 13), "linear.bias": np.array([0.5], dtype=np.float32)}
@@ -99,7 +99,7 @@ def test_rollback_job_starts_from_the_version_with_its_hash_and_the_rounds_left(
 
 
 def test_the_rollback_job_passes_the_job_check(tmp_path, registry, project):
-    from consortium.cli.job_check import AllowList, check_job
+    from consortium.jobs.validate import AllowList, check_job
 
     job = continuation_job(_run_folder(tmp_path, registry), 1, tmp_path / "new", rounds=3)
     assert check_job(job, sites=project.clients, allowed=AllowList.of_project(project))["name"] == "heart_fednova_v1"

@@ -128,9 +128,9 @@ def test_a_listed_class_that_is_no_flare_component_of_its_role_is_refused():
     with pytest.raises(ComponentRefused, match=r"is not a nvflare\.apis\.fl_component\.FLComponent"):
         resolve_component("collections.OrderedDict", "component", allowed={"collections.OrderedDict"})
     with pytest.raises(ComponentRefused, match=r"is not a torch\.nn\.modules\.module\.Module \(role model\)"):
-        resolve_component("consortium.flare.tabular_executor.TabularExecutor", "model")
+        resolve_component("consortium.flare.executors.tabular.TabularExecutor", "model")
     with pytest.raises(ComponentRefused, match=r"\(role executor\)"):
-        resolve_component("consortium.flare.round_aggregator.RoundAggregator", "executor")
+        resolve_component("consortium.flare.aggregators.round.RoundAggregator", "executor")
 
 
 def test_membership_is_checked_before_the_module_is_imported(tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""Job apps carry configuration only: the pure rule (consortium.job_content) and FLARE's
+"""Job apps carry configuration only: the pure rule (consortium.jobs.content) and FLARE's
 app_validator adapter built from it, with the site's own allow-list."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 
 from conftest import JOBS
 from consortium.flare.job_content import JobContentValidator
-from consortium.job_content import MAX_CONFIG_BYTES, MAX_MODEL_BYTES, JobContentRefused, check_app_content
+from consortium.jobs.content import MAX_CONFIG_BYTES, MAX_MODEL_BYTES, JobContentRefused, check_app_content
 
 
 @pytest.fixture
@@ -126,10 +126,10 @@ def test_the_validator_uses_the_sites_own_list(app, tmp_path):
 
     deployed = _site_ws(tmp_path, app, sorted(DEFAULT_ALLOWED))
     assert JobContentValidator().validate(str(deployed)) == ("", {})
-    short = sorted(DEFAULT_ALLOWED - {"consortium.flare.tabular_executor.TabularExecutor"})
+    short = sorted(DEFAULT_ALLOWED - {"consortium.flare.executors.tabular.TabularExecutor"})
     (tmp_path / "site_ws" / "local" / "resources.json").write_text(json.dumps({"class_allow_list": short}))
     err, _ = JobContentValidator().validate(str(deployed))
-    assert err.startswith("job content refused: ") and "'consortium.flare.tabular_executor.TabularExecutor' refused" in err
+    assert err.startswith("job content refused: ") and "'consortium.flare.executors.tabular.TabularExecutor' refused" in err
     assert "site_ws/local/resources.json" in err
 
 

@@ -231,7 +231,7 @@ def _policies(folder: Path, kind: str) -> Finding:
     checks only the startup files present: an edited server policy stops our server audit at start,
     and a deleted audit declaration goes unnoticed by FLARE, so the server fails here. A site's
     ``local/`` is its own to change: a site's difference is reported, and the checks go on."""
-    from consortium.cli.policies_builder import policy_signature_problems
+    from consortium.provisioning.builders.site_policies import policy_signature_problems
 
     if not (Path(folder) / "local" / "signature.json").is_file():
         return Finding("policies", True, "not signed (a kit packaged from a request: its HE keys carry their own "
@@ -248,7 +248,7 @@ def _policies(folder: Path, kind: str) -> Finding:
 def _allow_list(folder: Path) -> Finding:
     """What the kit admits beyond the consortium's default list (a site's own choice: reported,
     the checks go on), and whether its startup declares the job-content validator."""
-    from consortium.cli.kit_exposure import admitted_beyond_default
+    from consortium.admin.kit_exposure import admitted_beyond_default
 
     try:
         a = admitted_beyond_default(folder)
@@ -269,7 +269,7 @@ def _allow_list(folder: Path) -> Finding:
 
 
 def _secrets(folder: Path) -> Finding:
-    from consortium.cli.kit_exposure import readable_secrets
+    from consortium.admin.kit_exposure import readable_secrets
 
     exposed = readable_secrets(folder)
     if not exposed:

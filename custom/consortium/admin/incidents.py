@@ -1,4 +1,4 @@
-"""An admin's incident commands against a running POC job (:mod:`consortium.incident_control`):
+"""An admin's incident commands against a running POC job (:mod:`consortium.operations.incidents`):
 
     consortium freeze JOB_ID [--reason TEXT]          no new global model leaves the server
     consortium quarantine JOB_ID SITE [--reason TEXT] the site's results refused from the next round
@@ -15,9 +15,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from consortium.cli.poc_processes import PocError, PocState
-from consortium.flare_files import TRAINING_STATUS_FILE
-from consortium.incident_control import CONTROL_FILE, Action, IncidentEvent, append_event, state_of
+from consortium.operations.incidents import CONTROL_FILE, Action, IncidentEvent, append_event, state_of
+from consortium.poc.state import PocError, PocState
+from consortium.protocol.files import TRAINING_STATUS_FILE
 
 
 def control_file(state: PocState, job_id: str) -> Path:

@@ -29,7 +29,7 @@ class Admitted:
 
 def admitted_beyond_default(kit: Path) -> Admitted:
     """ValueError naming the file when the kit's ``local/resources.json`` has no list."""
-    from consortium.cli.policies_builder import APP_VALIDATOR
+    from consortium.provisioning.builders.site_policies import APP_VALIDATOR
 
     kit = Path(kit)
     source = kit / "local" / "resources.json"

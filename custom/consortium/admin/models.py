@@ -64,7 +64,7 @@ def job_config(run: Path) -> tuple[dict, dict, dict]:
     for p in paths:
         if not p.is_file():
             raise RegistryError(f"{p}: missing; {run} is not a job's run folder or downloaded result")
-    from consortium.cli.kits import read_json  # a JSON object, or an error naming the file and line
+    from consortium.provisioning.project import read_json  # a JSON object, or an error naming the file and line
 
     return tuple(read_json(p) for p in paths)
 
@@ -138,7 +138,7 @@ def clear_stuck_record(storage_root: Path, job_id: str, reason: str) -> str:
     return status
 
 
-CIPHERTEXT_INDEX = Path("encrypted_rounds") / "index.jsonl"  # an HE job's registry (consortium.flare.he_server)
+CIPHERTEXT_INDEX = Path("encrypted_rounds") / "index.jsonl"  # an HE job's registry (consortium.flare.he.server)
 
 
 def ciphertext_lines(run_dir: Path) -> list[str]:

@@ -4,7 +4,7 @@ consortium through FLARE's admin API, as the admin console would.
 FLARE's ``disable_client`` ends the site's session and refuses its registration and heartbeats
 from then on (persisted in the server's ``disabled_clients.json``, across server restarts); the
 aggregator of every running job reads that list and refuses the site's results from the next one
-it sends (:mod:`consortium.revocation`). FLARE has no certificate revocation: the site's
+it sends (:mod:`consortium.operations.deny_list`). FLARE has no certificate revocation: the site's
 certificate stays valid and the refusal is by name. FLARE's audit log records the command and the
 admin who gave it. Under HE the revoked site keeps the consortium's CKKS secret key: the command
 says so, and the consortium must be re-keyed before its next HE job.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from consortium.cli.poc_processes import PocError, PocState
+from consortium.poc.state import PocError, PocState
 
 HE_REKEY = ("{site} holds the consortium's CKKS secret key (startup/client_context.tenseal): it can still decrypt "
             "round sums it obtains. Re-key before the next HE job: move <workspace>/<project>/state/he_context.tenseal "
@@ -29,8 +29,7 @@ def _uses_he(kits: Path, site: str) -> bool:
 def revoke_site(state: PocState, site: str, undo: bool = False, reason: str = "", echo=print) -> dict:
     """Disable (or, with ``undo``, enable again) ``site`` as the consortium's project admin; returns
     FLARE's answer for the site."""
-    from consortium.cli import poc
-
+    from consortium.poc import lifecycle as poc
     if site not in state.clients:
         raise PocError(f"no site {site!r} in this consortium; sites: {state.clients}")
     sess = poc.admin_session(state)

@@ -10,7 +10,7 @@ step, with per-site norm/direction statistics and alerts in the round record.
     update, record = round.close()                     # publish w_global + update; log the record
 
 Contract: ``offer`` takes the update ``u_k = w_k - w_global`` and the site's
-:class:`~consortium.protocol.SiteResult`; a result fails closed (rejected with a reason, never
+:class:`~consortium.protocol.site_result.SiteResult`; a result fails closed (rejected with a reason, never
 combined with a guessed weight) when a check fails, the weighting lacks what it needs, the site
 already contributed this round, or it scores another metric than the sites before it. With a
 streaming combine rule the update is added at once and not kept.
@@ -27,7 +27,7 @@ from consortium.aggregation.robust import HeldRule
 from consortium.aggregation.round_summary import RoundSummary, summarise_round
 from consortium.aggregation.server_step import PlainStep, ServerStep
 from consortium.aggregation.weighting import Weighting
-from consortium.protocol import SiteResult
+from consortium.protocol.site_result import SiteResult
 
 DEFAULT_ALERT_Z = 3.5  # Iglewicz & Hoaglin's cut-off for the modified z-score
 

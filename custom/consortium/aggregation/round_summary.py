@@ -19,7 +19,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 
-from consortium.protocol import SiteResult
+from consortium.protocol.site_result import SiteResult
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from consortium.aggregation.fednova import TauEff
-from consortium.protocol import SiteResult
+from consortium.protocol.site_result import SiteResult
 
 
 class Weighting(Protocol):

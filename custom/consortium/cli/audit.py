@@ -29,7 +29,7 @@ from consortium.audit.signing import ROOT_CA, KitKeyError, common_name, kit_cert
 from consortium.audit.verify import verify_trail
 from consortium.fileio import atomic_write
 
-AUDIT_FOLDER = "audit"  # consortium.cli.site_privacy.AUDIT_COMPONENT's folder
+AUDIT_FOLDER = "audit"  # consortium.provisioning.privacy_scopes.AUDIT_COMPONENT's folder
 
 
 def add_parser(subparsers) -> None:

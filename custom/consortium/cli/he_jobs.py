@@ -14,11 +14,11 @@ import json
 import sys
 from pathlib import Path
 
-from consortium.cli.paths import default_path
+from consortium.defaults import default_path
 
 HE_JOBS = ("heart_fedprox", "heart_fednova", "seg_fedavg")
-FLARE_HE = "consortium.flare.he_server"
-SITE_HE = "consortium.flare.he_site"
+FLARE_HE = "consortium.flare.he.server"
+SITE_HE = "consortium.flare.he.site"
 
 
 def _by_id(items: list[dict], ident: str) -> dict:

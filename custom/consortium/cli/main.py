@@ -40,9 +40,9 @@ import os
 import sys
 from pathlib import Path
 
-from consortium.cli.kits import Project
-from consortium.cli.paths import default_path
-from consortium.cli.site_data import DEFAULT_PROFILES
+from consortium.defaults import default_path
+from consortium.poc.site_data import DEFAULT_PROFILES
+from consortium.provisioning.project import Project
 
 DEFAULT_PROJECT = default_path("provisioning/project.yml")
 DEFAULT_WORKSPACE = (Path(os.environ["CONSORTIUM_POC_WORKSPACE"]) if os.environ.get("CONSORTIUM_POC_WORKSPACE")
@@ -163,10 +163,9 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="name why a startup kit cannot connect")
     p.add_argument("kit", type=Path, help="a site's or an admin's startup kit folder (or a server's: files and chain only)")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds for each network step (default: %(default)s)")
-    from consortium.cli import add_site as add_site_cli
     from consortium.cli import audit as audit_cli
-    from consortium.cli import distributed as distributed_cli
-
+    from consortium.provisioning import add_site as add_site_cli
+    from consortium.provisioning.distributed import approve as distributed_cli
     audit_cli.add_parser(sub)
     distributed_cli.add_parser(sub)
     add_site_cli.add_parser(sub)
@@ -176,13 +175,13 @@ def parser() -> argparse.ArgumentParser:
 def report(result: Path, site_roots: dict[str, Path] | None = None) -> Path:
     """Table, learning curve and report.md; for imaging jobs with the sites' data folders at hand
     (POC: this machine), one picture per site of the final model's prediction."""
-    from consortium.reporting import load_results, print_table, write_report
+    from consortium.reports.job_report import load_results, print_table, write_report
 
     results = load_results(result)
     print_table(results)
     pictures = []
     if results.metric == "dice" and site_roots:
-        from consortium.imaging_report import render_site_pictures
+        from consortium.reports.imaging_pictures import render_site_pictures
 
         data = {s: root / "data" / "imaging" for s, root in site_roots.items() if (root / "data" / "imaging").is_dir()}
         job = results.folder / "job" if (results.folder / "job").is_dir() else results.workspace
@@ -218,8 +217,8 @@ def export_jobs(out: Path, names: list[str] | None = None) -> list[Path]:
 
 
 def demo(args) -> None:
-    from consortium.cli import poc
-    from consortium.cli.submit import submit_and_follow
+    from consortium.jobs.submit import submit_and_follow
+    from consortium.poc import lifecycle as poc
 
     args.job = args.job or list(DEFAULT_JOBS)
     state = poc.up(Project.load(args.project), args.workspace, port=args.port, profiles=args.profiles)
@@ -231,8 +230,7 @@ def demo(args) -> None:
 
 
 def _running_state(workspace: Path):
-    from consortium.cli import poc
-
+    from consortium.poc import lifecycle as poc
     state = poc.PocState.load(workspace.resolve() / poc.STATE_FILE)
     if state is None or not poc.running(state):
         raise poc.PocError(f"no running POC in {workspace}; start one with `consortium poc up`")
@@ -240,8 +238,7 @@ def _running_state(workspace: Path):
 
 
 def models_command(args) -> int:
-    from consortium.cli import models
-
+    from consortium.admin import models
     if args.action == "list":
         print("\n".join(models.list_lines(args.run)))
     elif args.action == "best":
@@ -251,7 +248,7 @@ def models_command(args) -> int:
         job = models.continuation_job(args.run, args.version, out, rounds=args.rounds, label="rollback")
         print(f"job starting from version {args.version}: {job}")
         if args.submit:
-            from consortium.cli.submit import submit_and_follow
+            from consortium.jobs.submit import submit_and_follow
 
             state = _running_state(args.workspace)
             report(submit_and_follow(state, job, args.results), _site_roots(state))
@@ -264,17 +261,17 @@ def resume(workspace: Path, job_id: str, results: Path, timeout: float = 900.0, 
     first. Returns the new job's downloaded result."""
     import tempfile
 
-    from consortium.cli import models
-    from consortium.cli.job_watch import SERVER
-    from consortium.cli.poc import PocError
-    from consortium.cli.submit import submit_and_follow
+    from consortium.admin import models
+    from consortium.jobs.submit import submit_and_follow
+    from consortium.jobs.watch import SERVER
+    from consortium.poc.lifecycle import PocError
     from consortium.registry import ModelRegistry
 
     state = _running_state(workspace)
     run = state.server_dir() / job_id
     if not run.is_dir():
         raise PocError(f"{run}: no run folder for job {job_id} on this POC's server")
-    from consortium.cli.job_watch import SiteWatch
+    from consortium.jobs.watch import SiteWatch
 
     if SERVER in SiteWatch(state, job_id).job_processes():
         raise PocError(f"job {job_id} is still running on the server; nothing to resume")
@@ -292,8 +289,7 @@ def resume(workspace: Path, job_id: str, results: Path, timeout: float = 900.0, 
 
 
 def run(args) -> int:
-    from consortium.cli import poc
-
+    from consortium.poc import lifecycle as poc
     if args.command == "poc":
         if args.action == "up":
             poc.up(Project.load(args.project), args.workspace, port=args.port, profiles=args.profiles,
@@ -312,20 +308,20 @@ def run(args) -> int:
         args.action = "rollback"
         return models_command(args)
     elif args.command in ("freeze", "thaw", "quarantine"):
-        from consortium.cli.incident import request
-        from consortium.incident_control import Action
+        from consortium.admin.incidents import request
+        from consortium.operations.incidents import Action
 
         request(_running_state(args.workspace), args.job_id, Action(args.command), getattr(args, "site", None), args.reason)
     elif args.command == "resume":
         report(resume(args.workspace, args.job_id, args.results, timeout=args.timeout), None)
     elif args.command == "validate":
-        from consortium.cli.job_check import AllowList, check_job
+        from consortium.jobs.validate import AllowList, check_job
 
         project = Project.load(args.project)
         meta = check_job(args.job, sites=project.clients, allowed=AllowList.of_project(project))
         print(f"{args.job}: ok ({meta.get('name', args.job.name)})")
     elif args.command == "submit":
-        from consortium.cli.submit import submit_and_follow
+        from consortium.jobs.submit import submit_and_follow
 
         state = _running_state(args.workspace)
         report(submit_and_follow(state, args.job, args.results, timeout=args.timeout), _site_roots(state))
@@ -337,7 +333,7 @@ def run(args) -> int:
     elif args.command == "jobs":
         export_jobs(args.out, args.names)
     elif args.command == "provision":
-        from consortium.cli.kits import default_server_storage, provision
+        from consortium.provisioning.project import default_server_storage, provision
 
         project = Project.load(args.project)
         storage = args.server_storage or default_server_storage(project)
@@ -346,16 +342,16 @@ def run(args) -> int:
     elif args.command == "demo":
         demo(args)
     elif args.command == "revoke-site":
-        from consortium.cli.revoke import revoke_site
+        from consortium.admin.revoke import revoke_site
 
         revoke_site(_running_state(args.workspace), args.site, undo=args.undo, reason=args.reason)
     elif args.command == "certs":
-        from consortium.cli.doctor import certificates
+        from consortium.admin.doctor import certificates
 
         for row in certificates(args.kits):
             print(row.line())
     elif args.command == "doctor":
-        from consortium.cli.doctor import diagnose
+        from consortium.admin.doctor import diagnose
 
         findings = diagnose(args.kit, timeout=args.timeout)
         for f in findings:
@@ -366,9 +362,8 @@ def run(args) -> int:
 
         return audit_cli.run(args)
     elif args.command in ("site", "approve", "package", "add-site"):
-        from consortium.cli import add_site as add_site_cli
-        from consortium.cli import distributed as distributed_cli
-
+        from consortium.provisioning import add_site as add_site_cli
+        from consortium.provisioning.distributed import approve as distributed_cli
         return (add_site_cli if args.command == "add-site" else distributed_cli).run(args)
     return 0
 
@@ -397,7 +392,7 @@ def explain(error: BaseException) -> tuple[str, int]:
     one line naming :data:`TRACEBACK_ENV`."""
     from nvflare.fuel.flare_api import api_spec as flare
 
-    from consortium.cli.poc import PocError
+    from consortium.poc.lifecycle import PocError
 
     if isinstance(error, (flare.NoConnection, flare.SessionClosed, flare.NoReply)):
         return (f"the FLARE server cannot be reached ({type(error).__name__}: {error}); is it running? "

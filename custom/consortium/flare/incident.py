@@ -1,5 +1,5 @@
-"""The server side of an admin's incident controls (:mod:`consortium.incident_control`), used by
-:class:`consortium.flare.workflows.ScatterAndGather` between rounds.
+"""The server side of an admin's incident controls (:mod:`consortium.operations.incidents`), used by
+:class:`consortium.flare.workflows.scatter.ScatterAndGather` between rounds.
 
 :class:`IncidentGate` reads the job's control file, writes every event it has not seen yet to
 FLARE's job audit trail (``audit.log`` in the run folder) and the log, announces the state with
@@ -16,7 +16,7 @@ import time
 from nvflare.apis.fl_context import FLContext
 from nvflare.apis.utils.fl_context_utils import add_job_audit_event
 
-from consortium.incident_control import CONTROL_FILE, IncidentEvent, IncidentState, read_events, state_of
+from consortium.operations.incidents import CONTROL_FILE, IncidentEvent, IncidentState, read_events, state_of
 
 INCIDENT_EVENT = "consortium.incident"
 INCIDENT_PROP = "consortium.incident"

@@ -27,7 +27,7 @@ from nvflare.app_common.app_event_type import AppEventType
 from nvflare.app_opt.pt.file_model_persistor import PTFileModelPersistor
 
 from consortium.allowlist import build_model
-from consortium.flare.round_aggregator import ROUND_RECORD_EVENT, ROUND_RECORD_PROP
+from consortium.flare.aggregators.round import ROUND_RECORD_EVENT, ROUND_RECORD_PROP
 from consortium.registry.store import FOLDER, ModelRegistry, RegistryError, load_arrays
 
 

@@ -1,5 +1,5 @@
 """The site result contract in FLARE terms: the one writer every executor uses and the one reader
-every aggregator (and filter) uses. The fields themselves are :class:`consortium.protocol.SiteResult`."""
+every aggregator (and filter) uses. The fields themselves are :class:`consortium.protocol.site_result.SiteResult`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from nvflare.apis.dxo import DXO, DataKind, MetaKey, from_shareable
 from nvflare.apis.fl_constant import ReservedKey
 from nvflare.apis.shareable import Shareable
 
-from consortium.protocol import SiteResult, read_result
+from consortium.protocol.site_result import SiteResult, read_result
 
 
 def result_shareable(update: Mapping[str, np.ndarray], result: SiteResult) -> Shareable:

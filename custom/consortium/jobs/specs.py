@@ -7,7 +7,7 @@ cannot drift: the executors' training arguments are
 (:data:`~consortium.learning.settings.SCALAR_RULES`), ``dp_sgd`` is
 :class:`~consortium.privacy.dp_sgd.DPSGDConfig`, the DP filter
 :class:`~consortium.privacy.policy.UpdatePrivacyPolicy`, the aggregator
-:class:`~consortium.flare.round_aggregator.AggregatorConfig`; building a spec fails when a field
+:class:`~consortium.flare.aggregators.round.AggregatorConfig`; building a spec fails when a field
 has no rule. ``tests/cli/test_job_values.py`` checks every spec against its class's constructor.
 
 Bounds: rounds at most :data:`~consortium.learning.settings.MAX_ROUNDS` (the recipes' JobConfig
@@ -25,7 +25,9 @@ from dataclasses import MISSING, fields
 
 from consortium.aggregation.fednova import TauEff
 from consortium.aggregation.robust import ROBUST_RULES, make_robust_rule
-from consortium.cli.job_rules import (
+from consortium.flare.aggregators.round import AggregatorConfig
+from consortium.flare.filters.fault_drill import FAULTS
+from consortium.jobs.rules import (
     Check,
     Context,
     Spec,
@@ -49,8 +51,6 @@ from consortium.cli.job_rules import (
     text,
     typed,
 )
-from consortium.flare.fault_drill import FAULTS
-from consortium.flare.round_aggregator import AggregatorConfig
 from consortium.learning.settings import (
     DP_SGD_TYPES,
     EPOCHS_RULE,
@@ -69,7 +69,7 @@ from consortium.privacy.policy import UpdatePrivacyPolicy
 MAX_SECONDS = 7 * 24 * 3600  # a timeout or wait of more than a week is a typo
 MAX_POLL_S = 60.0  # polling periods (FLARE's defaults are 0.5 to 2 s)
 MAX_SITES = 10_000
-FLARE, OURS = "nvflare.app_common", "consortium.flare"
+FLARE = "nvflare.app_common"
 
 rounds = integer(1, MAX_ROUNDS)
 rounds_or_0 = integer(0, MAX_ROUNDS)
@@ -211,24 +211,24 @@ def _spec(name: str, args: dict[str, Check], requires=(), combined=()) -> Spec:
 
 SPECS: dict[str, Spec] = {
     # server
-    f"{OURS}.model_registry.ResumablePTPersistor": _spec("ResumablePTPersistor", PERSISTOR, ["model"], [_resume_pair]),
-    f"{OURS}.round_aggregator.RoundAggregator": _spec("RoundAggregator", {**_AGGREGATOR.args, **RESUME}, (),
+    "consortium.flare.model_registry.ResumablePTPersistor": _spec("ResumablePTPersistor", PERSISTOR, ["model"], [_resume_pair]),
+    "consortium.flare.aggregators.round.RoundAggregator": _spec("RoundAggregator", {**_AGGREGATOR.args, **RESUME}, (),
                                                        [typed(lambda a: AggregatorConfig(**a).build(), "aggregator",
                                                               _AGGREGATOR.args), _robust_rule_fits, _resume_pair]),
-    f"{OURS}.progress_writer.RoundProgressWriter": _spec("RoundProgressWriter", {}),
-    f"{OURS}.model_registry.ModelRegistryWriter": _spec("ModelRegistryWriter", {"aggregator_id": reference}),
-    f"{OURS}.metrics_exporter.RoundMetricsListener": _spec("RoundMetricsListener", {
+    "consortium.flare.listeners.progress_writer.RoundProgressWriter": _spec("RoundProgressWriter", {}),
+    "consortium.flare.model_registry.ModelRegistryWriter": _spec("ModelRegistryWriter", {"aggregator_id": reference}),
+    "consortium.flare.listeners.metrics_exporter.RoundMetricsListener": _spec("RoundMetricsListener", {
         "port": integer(1, 65535), "host": text, "final_scrape_wait": seconds_or_0}),
-    f"{OURS}.workflows.ScatterAndGather": _spec("ScatterAndGather", SAG, (), [_retries_need_a_timeout]),
-    f"{OURS}.workflows.CrossSiteModelEval": _spec("CrossSiteModelEval", CROSS_SITE),
-    f"{OURS}.standardisation_controller.FederatedStandardisation": _spec("FederatedStandardisation", {
+    "consortium.flare.workflows.scatter.ScatterAndGather": _spec("ScatterAndGather", SAG, (), [_retries_need_a_timeout]),
+    "consortium.flare.workflows.scatter.CrossSiteModelEval": _spec("CrossSiteModelEval", CROSS_SITE),
+    "consortium.flare.workflows.standardisation.FederatedStandardisation": _spec("FederatedStandardisation", {
         "min_clients": site_count, "timeout": seconds, "task_check_period": poll,
         "wait_time_after_min_received": seconds_or_0}),
-    f"{OURS}.he_server.EncryptedRoundPersistor": _spec("EncryptedRoundPersistor", {"model": model}, ["model"]),
-    f"{OURS}.he_server.EncryptedRoundShareableGenerator": _spec("EncryptedRoundShareableGenerator", {}),
-    f"{OURS}.he_server.EncryptedRoundAggregator": _spec("EncryptedRoundAggregator", {
+    "consortium.flare.he.server.EncryptedRoundPersistor": _spec("EncryptedRoundPersistor", {"model": model}, ["model"]),
+    "consortium.flare.he.server.EncryptedRoundShareableGenerator": _spec("EncryptedRoundShareableGenerator", {}),
+    "consortium.flare.he.server.EncryptedRoundAggregator": _spec("EncryptedRoundAggregator", {
         "algorithm": algorithm, "tau_eff": tau_eff, "min_accepted": site_count}),
-    f"{OURS}.he_server.HEGlobalEvaluation": _spec("HEGlobalEvaluation", {
+    "consortium.flare.he.server.HEGlobalEvaluation": _spec("HEGlobalEvaluation", {
         "shareable_generator_id": reference, "task_name": text, "timeout": seconds, "task_check_period": poll}),
     f"{FLARE}.shareablegenerators.full_model_shareable_generator.FullModelShareableGenerator":
         _spec("FullModelShareableGenerator", {}),
@@ -239,15 +239,15 @@ SPECS: dict[str, Spec] = {
     "nvflare.app_opt.tracking.tb.tb_receiver.TBAnalyticsReceiver": _spec("TBAnalyticsReceiver", {
         "tb_folder": relative_path, "events": optional(strings)}),
     # sites
-    f"{OURS}.tabular_executor.TabularExecutor": _spec("TabularExecutor", TABULAR, (), [_tabular_model, train_settings]),
-    f"{OURS}.segmentation_executor.SegmentationExecutor": _spec("SegmentationExecutor", SEGMENTATION, (),
+    "consortium.flare.executors.tabular.TabularExecutor": _spec("TabularExecutor", TABULAR, (), [_tabular_model, train_settings]),
+    "consortium.flare.executors.segmentation.SegmentationExecutor": _spec("SegmentationExecutor", SEGMENTATION, (),
                                                                  [_no_personalised_dp, train_settings]),
-    f"{OURS}.privacy_filter.GaussianUpdatePrivacy": PRIVACY,
-    f"{OURS}.he_site.HEEncryptResult": _spec("HEEncryptResult", {
+    "consortium.flare.filters.dp.GaussianUpdatePrivacy": PRIVACY,
+    "consortium.flare.he.site.HEEncryptResult": _spec("HEEncryptResult", {
         "algorithm": algorithm, "tau_eff": tau_eff, "max_update_norm": optional(positive_number),
         "encrypt_workers": integer(1, 256)}),
-    f"{OURS}.he_site.HEDecryptTaskData": _spec("HEDecryptTaskData", {}),
-    f"{OURS}.fault_drill.FaultDrill": _spec("FaultDrill", {"faults": site_map(list_of(one_of(FAULTS), 1))}, ["faults"]),
+    "consortium.flare.he.site.HEDecryptTaskData": _spec("HEDecryptTaskData", {}),
+    "consortium.flare.filters.fault_drill.FaultDrill": _spec("FaultDrill", {"faults": site_map(list_of(one_of(FAULTS), 1))}, ["faults"]),
     "nvflare.app_opt.tracking.tb.tb_writer.TBWriter": _spec("TBWriter", {"event_type": text}),
     f"{FLARE}.widgets.convert_to_fed_event.ConvertToFedEvent": _spec("ConvertToFedEvent", {
         "events_to_convert": strings, "fed_event_prefix": text}, ["events_to_convert"]),

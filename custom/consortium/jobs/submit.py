@@ -13,12 +13,12 @@ from nvflare.apis.job_def import JobMetaKey
 from nvflare.fuel.flare_api.api_spec import NoConnection, NoReply, SessionClosed
 
 from consortium.aggregation.round_summary import RoundSummary
-from consortium.cli.job_check import AllowList, check_job
-from consortium.cli.job_watch import SiteWatch, first_errors, job_logs
-from consortium.cli.poc import PocError, PocState, admin_session
-from consortium.cli.poc_processes import STATE_FILE, alive
-from consortium.flare_files import PROGRESS_FILE
-from consortium.reporting import training_status
+from consortium.jobs.validate import AllowList, check_job
+from consortium.jobs.watch import SiteWatch, first_errors, job_logs
+from consortium.poc.lifecycle import PocError, PocState, admin_session
+from consortium.poc.state import STATE_FILE, alive
+from consortium.protocol.files import PROGRESS_FILE
+from consortium.reports.job_report import training_status
 
 FINISHED = "FINISHED"
 COMPLETED = "FINISHED:COMPLETED"

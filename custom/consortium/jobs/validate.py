@@ -4,10 +4,10 @@ at deployment, and more:
 * ``meta.json``: its ``deploy_map`` names apps by plain names (a folder of the job: ``../x`` is
   refused before anything is read) and sites of the consortium (``server``, ``@ALL`` or a site);
 * no file over its size limit, and every app holds configuration only
-  (:func:`consortium.job_content.check_app_content`, the sites' own check);
+  (:func:`consortium.jobs.content.check_app_content`, the sites' own check);
 * every class path (``path``, nested ``{"path", "args"}``, ``model_path``) on the allow-list
   (membership, nothing imported), then each config's values typed and in range
-  (:func:`consortium.cli.job_values.check_config_values`), then every class path through the one
+  (:func:`consortium.jobs.values.check_config_values`), then every class path through the one
   resolver (:func:`consortium.allowlist.resolve_component`): imported, a class of its role;
 * min_clients no larger than the consortium, ``site_epochs`` naming its sites.
 
@@ -28,9 +28,9 @@ from consortium.allowlist import (
     path_arguments,
     resolve_component,
 )
-from consortium.cli.kits import ConfigurationError, Project, class_allow_list, read_json
-from consortium.job_content import MAX_CONFIG_BYTES, MAX_MODEL_BYTES, JobContentRefused, app_files, check_app_content
+from consortium.jobs.content import MAX_CONFIG_BYTES, MAX_MODEL_BYTES, JobContentRefused, app_files, check_app_content
 from consortium.names import name_problem
+from consortium.provisioning.project import ConfigurationError, Project, class_allow_list, read_json
 
 SERVER_CONFIG = "config_fed_server.json"
 CLIENT_CONFIG = "config_fed_client.json"
@@ -144,7 +144,7 @@ def _refused(path: Path, paths: list, check) -> None:
 
 
 def _check_values(path: Path, config: dict, sites: Sequence[str] | None) -> None:
-    from consortium.cli.job_values import check_config_values  # typed values and ranges (its own module)
+    from consortium.jobs.values import check_config_values  # typed values and ranges (its own module)
 
     check_config_values(path, config, sites)
 

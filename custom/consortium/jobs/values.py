@@ -4,15 +4,15 @@ that ``consortium validate`` refuses what a site or the server would refuse late
 Structure: ``components``, ``workflows``, ``executors`` and the filter lists are lists of objects;
 a component is ``{"id", "path", "args"}`` (``args`` an object), an executor entry ``{"tasks",
 "executor"}``, a filter entry ``{"tasks", "filters"}``. Each component whose ``path`` has a spec
-(:data:`~consortium.cli.job_specs.SPECS`) gets its args checked one by one: an argument the class
+(:data:`~consortium.jobs.specs.SPECS`) gets its args checked one by one: an argument the class
 does not take is refused (FLARE would pass it to the constructor and the site would die late),
 each value must have the spec's type and lie in its range, references name a component of the
 same file, site names are sites of the consortium. The typed configs the components build
 (:class:`~consortium.learning.settings.LocalTrainingSettings`,
 :class:`~consortium.privacy.policy.UpdatePrivacyPolicy`,
-:class:`~consortium.flare.round_aggregator.AggregatorConfig`) then check how the values combine.
+:class:`~consortium.flare.aggregators.round.AggregatorConfig`) then check how the values combine.
 
-A path without a spec is left to the class allow-list (:mod:`consortium.cli.job_check`); nothing
+A path without a spec is left to the class allow-list (:mod:`consortium.jobs.validate`); nothing
 named by the config is imported here. Every error names the file, the field and the value.
 """
 
@@ -21,9 +21,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from consortium.cli.job_rules import Context, Spec, check_entries, entries_of, object_of, strings
-from consortium.cli.job_specs import SPECS, TOP_LEVEL
-from consortium.cli.kits import ConfigurationError
+from consortium.jobs.rules import Context, Spec, check_entries, entries_of, object_of, strings
+from consortium.jobs.specs import SPECS, TOP_LEVEL
+from consortium.provisioning.project import ConfigurationError
 
 __all__ = ["ConfigurationError", "check_config_values"]
 

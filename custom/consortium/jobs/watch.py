@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 
-from consortium.cli.poc_processes import PocState, alive
+from consortium.poc.state import PocState, alive
 
 SERVER = "server"  # the server's folder in the POC kits (PocState.server_dir)
 ERROR_LINE = re.compile(r" - ERROR - |Traceback \(most recent call last\)|Error: ")

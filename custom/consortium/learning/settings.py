@@ -4,7 +4,7 @@ arguments of the job's JSON (``executors[].executor.args``), one to one.
 Every field is checked by type and range before anything uses it, so a job with ``lr: "fast"``
 fails when the executor is built, with ``ValueError("lr = 'fast' must be a positive number")``,
 not with a ``TypeError`` deep in training. :data:`SCALAR_RULES` holds those rules; ``consortium
-validate`` (:mod:`consortium.cli.job_values`) applies the same ones to the job's JSON.
+validate`` (:mod:`consortium.jobs.values`) applies the same ones to the job's JSON.
 """
 
 from __future__ import annotations

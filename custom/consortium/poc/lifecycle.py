@@ -6,7 +6,7 @@ PID is never signalled). A running consortium is never silently reused by ``up``
 (state file, processes gone) is explained and cleaned.
 
 With ``monitoring`` (``consortium poc up --monitoring``) Debian's Prometheus is started too
-(:mod:`consortium.cli.monitoring`), scraping the jobs' metrics exporter; ``down`` stops it by PID.
+(:mod:`consortium.poc.prometheus`), scraping the jobs' metrics exporter; ``down`` stops it by PID.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import psutil
 
-from consortium.cli.kits import Project, provision
-from consortium.cli.poc_processes import (  # noqa: F401 - part of this module's interface
+from consortium.poc.site_data import DEFAULT_PROFILES, prepare_imaging
+from consortium.poc.state import (  # noqa: F401 - part of this module's interface
     STATE_FILE,
     PocError,
     PocState,
@@ -36,7 +36,7 @@ from consortium.cli.poc_processes import (  # noqa: F401 - part of this module's
     stop_processes,
     terminate,
 )
-from consortium.cli.site_data import DEFAULT_PROFILES, prepare_imaging
+from consortium.provisioning.project import Project, provision
 
 MARKER_FILE = ".consortium-poc-workspace"  # written by `up`: only such a folder is ever deleted
 READY_TIMEOUT_S = 180.0
@@ -86,7 +86,7 @@ def up(project: Project, workspace: Path, port: int | None = None, echo=print,
     first. With ``monitoring``, Prometheus on 127.0.0.1:``prometheus_port`` scrapes the jobs'
     exporter on ``metrics_port`` (checked before anything starts)."""
     if monitoring:
-        from consortium.cli.monitoring import DEFAULT_EXPORTER_PORT, DEFAULT_PROMETHEUS_PORT, prometheus_binary
+        from consortium.poc.prometheus import DEFAULT_EXPORTER_PORT, DEFAULT_PROMETHEUS_PORT, prometheus_binary
 
         prometheus_binary()  # installed? (else the error says how)
         metrics_port = metrics_port or DEFAULT_EXPORTER_PORT
@@ -139,7 +139,7 @@ def up(project: Project, workspace: Path, port: int | None = None, echo=print,
 
 
 def _start_monitoring(state: PocState, metrics_port: int, prometheus_port: int, echo=print) -> None:
-    from consortium.cli.monitoring import DASHBOARD, start_prometheus
+    from consortium.poc.prometheus import DASHBOARD, start_prometheus
 
     targets = [f"127.0.0.1:{metrics_port}"]
     folder = Path(state.workspace) / "prometheus"
@@ -155,7 +155,7 @@ def launch_site(state: PocState, site: str, project: Project) -> tuple[subproces
     interrupted start-up still knows what to stop)."""
     org = next(p.get("org", "") for p in project.config["participants"] if p["name"] == site)
     if site == project.server["name"]:
-        from consortium.cli.server_settings import server_settings
+        from consortium.provisioning.builders.server_settings import server_settings
 
         module, config = "nvflare.private.fed.app.server.server_train", "fed_server.json"
         settings = [f"org={org}", *server_settings(Path(state.kits) / site)]
@@ -352,7 +352,7 @@ def down(workspace: Path, echo=print) -> None:
 def _stop_monitoring(state: PocState, echo=print) -> None:
     if state.prometheus() is None:
         return
-    from consortium.cli.monitoring import stop_prometheus
+    from consortium.poc.prometheus import stop_prometheus
 
     if stop_prometheus(state.prometheus()):
         echo(f"stopped Prometheus (pid {state.prometheus().pid})")

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import psutil
 
-from consortium.cli.paths import default_path
-from consortium.cli.poc_processes import PocError, Proc, alive, terminate
+from consortium.defaults import default_path
+from consortium.poc.state import PocError, Proc, alive, terminate
 from consortium.telemetry.prometheus_config import config_text, prometheus_config
 
 RULES = default_path("monitoring/prometheus/consortium_rules.yml")

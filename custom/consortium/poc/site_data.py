@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from consortium.cli.paths import default_path
 from consortium.data.imaging import load_profiles, write_site_data
+from consortium.defaults import default_path
 
 DEFAULT_PROFILES = default_path("poc_workspace/scanner_profiles.json")
 

@@ -1,5 +1,5 @@
 """A site's update-level DP policy: one typed record, validated once, that the site filter
-(:class:`consortium.flare.privacy_filter.GaussianUpdatePrivacy`) is built from.
+(:class:`consortium.flare.filters.dp.GaussianUpdatePrivacy`) is built from.
 
 σ is either given or calibrated so that ``planned_rounds`` releases (one per round, sampling rate
 1: the site answers every round) spend at most ``target_epsilon`` at ``delta`` by Opacus'

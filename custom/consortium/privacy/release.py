@@ -1,5 +1,5 @@
 """What of a site result's metadata may leave the site under a DP policy, per the contract's
-release rules (:data:`consortium.protocol.FIELDS`): ``exact`` travels as computed, ``coarsen`` is
+release rules (:data:`consortium.protocol.site_result.FIELDS`): ``exact`` travels as computed, ``coarsen`` is
 rounded, ``drop`` is removed, and any key the contract does not name is removed too (fail closed).
 
 Coarsening is not a DP mechanism and is not accounted: it only bounds how finely a count or a sum
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Set
 
-from consortium.protocol import FIELDS, Release
+from consortium.protocol.site_result import FIELDS, Release
 
 DEFAULT_COUNT_STEP = 10
 DEFAULT_MEAN_DECIMALS = 2

@@ -3,7 +3,7 @@ consortium without touching any existing kit.
 
 The consortium as provisioned (``<WS>/project.yml`` and ``<WS>/<project>/state/``: root CA, every
 certificate, the CKKS keys) is provisioned again, with the new site, into a scratch folder seeded
-with a copy of that state, by the same :func:`~consortium.cli.kits.provision` (same builders, site
+with a copy of that state, by the same :func:`~consortium.provisioning.project.provision` (same builders, site
 policies, HE contexts, signatures). Only the new site's kit is taken from it, into the
 consortium's kit folder; the state's ``cert.json`` gains the new certificate (so a later
 re-provisioning keeps it) and ``<WS>/project.yml`` the new participant, from which ``consortium
@@ -27,10 +27,10 @@ from pathlib import Path
 
 import yaml
 
-from consortium.cli.kits import ConfigurationError, Project, provision
-from consortium.cli.paths import default_path
+from consortium.defaults import default_path
 from consortium.fileio import atomic_write, path_under, restrict_secrets
 from consortium.names import check_name
+from consortium.provisioning.project import ConfigurationError, Project, provision
 
 COMMANDS = ("add-site",)
 JOIN_TIMEOUT_S = 60.0
@@ -78,8 +78,8 @@ def start_in_poc(name: str, workspace: Path, profiles: Path | None = None, echo=
                  timeout: float = JOIN_TIMEOUT_S):
     """Record ``name`` (already added) in the running POC of ``workspace``, start it, and wait
     until the server lists it; returns the POC state."""
-    from consortium.cli import poc
     from consortium.data.imaging import load_profiles, write_site_data
+    from consortium.poc import lifecycle as poc
 
     workspace = workspace.resolve()
     state = poc.PocState.load(workspace / poc.STATE_FILE)
@@ -127,8 +127,7 @@ def run(args: argparse.Namespace) -> int:
     if workspace is None:
         from consortium.cli.main import DEFAULT_WORKSPACE as workspace
     if args.start:
-        from consortium.cli import poc
-
+        from consortium.poc import lifecycle as poc
         state = poc.PocState.load(Path(workspace).resolve() / poc.STATE_FILE)
         if state is None or not poc.running(state):  # before the kit is made
             raise poc.PocError(f"--start: no running POC in {workspace}; start one with `consortium poc up`")

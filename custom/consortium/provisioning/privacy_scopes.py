@@ -5,7 +5,7 @@ unknown scope is refused at deployment, and the scope's ``task_result_filters`` 
 result before the job's own filters.
 
 Every site's policy also declares the site's audit trail (:data:`AUDIT_COMPONENT`,
-:mod:`consortium.flare.site_audit`) among its ``components``: it is added here, not taken from the
+:mod:`consortium.flare.audit.site`) among its ``components``: it is added here, not taken from the
 template, so neither a template nor a job can leave it out.
 
 Our template adds two keys, removed at install: ``require_dp`` (sites that must release only under
@@ -19,12 +19,12 @@ import copy
 import json
 from pathlib import Path
 
-from consortium.cli.kits import ConfigurationError, Project, read_json
+from consortium.provisioning.project import ConfigurationError, Project, read_json
 
 POLICY_FILE = "privacy.json"
 DP_SCOPE = "dp"
-DP_FILTER = "consortium.flare.privacy_filter.GaussianUpdatePrivacy"
-AUDIT_COMPONENT = {"id": "site_audit", "path": "consortium.flare.site_audit.SiteAuditTrail", "args": {"folder": "audit"}}
+DP_FILTER = "consortium.flare.filters.dp.GaussianUpdatePrivacy"
+AUDIT_COMPONENT = {"id": "site_audit", "path": "consortium.flare.audit.site.SiteAuditTrail", "args": {"folder": "audit"}}
 SIMULATOR_SCOPE = "simulator"
 
 

@@ -2,7 +2,7 @@
 
 The same function makes the local POC (``ProvisionMode.POC``: the server is reached as localhost)
 and production kits (``ProvisionMode.NORMAL``). The site policies in ``provisioning/site_policies/``
-are written into the kits by :class:`consortium.cli.policies_builder.SitePoliciesBuilder` while
+are written into the kits by :class:`consortium.provisioning.builders.site_policies.SitePoliciesBuilder` while
 FLARE provisions, before its signature builder, so they are part of the signed kit;
 :func:`install_site_policies` checks a provisioned kit against them and installs them into an
 unsigned kit made elsewhere.
@@ -22,7 +22,7 @@ from consortium.fileio import owner_only, restrict_secrets
 from consortium.names import ConfigurationError, check_name
 
 POLICIES_DIR = "site_policies"
-SITE_POLICIES_BUILDER = "consortium.cli.policies_builder.SitePoliciesBuilder"
+SITE_POLICIES_BUILDER = "consortium.provisioning.builders.site_policies.SitePoliciesBuilder"
 PARTICIPANT_KINDS = {"server": "server", "client": "site", "admin": "admin"}  # project.yml type -> name rule
 BUILDERS = frozenset({  # the only classes a project.yml may name as builders: FLARE instantiates them
     "nvflare.lighter.impl.workspace.WorkspaceBuilder",  # the kit folders from FLARE's templates
@@ -30,10 +30,10 @@ BUILDERS = frozenset({  # the only classes a project.yml may name as builders: F
     "nvflare.lighter.impl.cert.CertBuilder",  # the root CA and every kit's certificate
     "nvflare.lighter.impl.signature.SignatureBuilder",  # signature.json of each kit
     "nvflare.lighter.impl.he.HEBuilder",  # FLARE's own HE contexts: benchmarks/he_cost.py compares them with ours
-    "consortium.cli.he_keys.HEKeysBuilder",
-    "consortium.cli.server_settings.ServerSettingsBuilder",
+    "consortium.provisioning.builders.he_keys.HEKeysBuilder",
+    "consortium.provisioning.builders.server_settings.ServerSettingsBuilder",
     SITE_POLICIES_BUILDER,
-    "consortium.cli.loopback.LoopbackServerBuilder",
+    "consortium.provisioning.builders.loopback.LoopbackServerBuilder",
 })
 
 
@@ -150,7 +150,7 @@ def default_server_storage(project: Project) -> Path:
 def provision(project: Project, workspace: Path, poc: bool, server_storage: Path | None = None) -> Path:
     """Provision ``project`` into ``workspace``; returns the kit folder (``.../prod_00``).
 
-    The project's :class:`~consortium.cli.policies_builder.SitePoliciesBuilder` is given the policy
+    The project's :class:`~consortium.provisioning.builders.site_policies.SitePoliciesBuilder` is given the policy
     folder and the server's storage root: ``server_storage``, an absolute path on the server host
     (default: ``workspace`` for the POC, which runs here; :func:`default_server_storage` for
     production kits, which run on another host where the provisioning workspace does not exist).
@@ -162,7 +162,7 @@ def provision(project: Project, workspace: Path, poc: bool, server_storage: Path
     from nvflare.lighter.provisioner import Provisioner
     from nvflare.lighter.utils import update_server_default_host
 
-    from consortium.cli.policies_builder import SitePolicies
+    from consortium.provisioning.builders.site_policies import SitePolicies
 
     project.check()  # before anything is written: a refused project leaves no trace in the workspace
     SitePolicies.load(project.policies_dir).check_sites(project.clients)  # FLARE's provisioner logs a builder's error, not raises it
@@ -224,9 +224,9 @@ def _with_site_policies(project: Project, builders: list[dict], storage_root: Pa
 
 
 def _with_loopback_server(builders: list[dict]) -> list[dict]:
-    """The project's builders with :class:`~consortium.cli.loopback.LoopbackServerBuilder` before
+    """The project's builders with :class:`~consortium.provisioning.builders.loopback.LoopbackServerBuilder` before
     the signature builder (or last), so a POC server listens on 127.0.0.1 only."""
-    loopback = {"path": "consortium.cli.loopback.LoopbackServerBuilder", "args": {}}
+    loopback = {"path": "consortium.provisioning.builders.loopback.LoopbackServerBuilder", "args": {}}
     sign = _sign_index(builders)
     return [*builders[:sign], loopback, *builders[sign:]]
 
@@ -253,7 +253,7 @@ def install_site_policies(project: Project, kits: Path, storage_root: Path | Non
     folder with a ``signature.json`` is refused (RuntimeError naming the file): rewriting it would
     leave the kit with a policy its signature does not vouch for; re-provision instead.
     """
-    from consortium.cli.policies_builder import SIGNATURE_FILE, SitePolicies
+    from consortium.provisioning.builders.site_policies import SIGNATURE_FILE, SitePolicies
 
     policies = SitePolicies.load(project.policies_dir)
     policies.check_sites(project.clients)
@@ -275,7 +275,7 @@ def install_site_policies(project: Project, kits: Path, storage_root: Path | Non
 
 def class_allow_list(project: Project) -> tuple[str, list[str]]:
     """(enforcement mode, FLARE's default allow-list + ``extra_allowed``) from the policy template."""
-    from consortium.cli.policies_builder import SitePolicies
+    from consortium.provisioning.builders.site_policies import SitePolicies
 
     policies = SitePolicies.load(project.policies_dir)
     return policies.enforcement_mode, list(policies.allowed)
@@ -284,7 +284,7 @@ def class_allow_list(project: Project) -> tuple[str, list[str]]:
 def simulator_workspace_policies(project: Project, workspace: Path) -> None:
     """The allow-list and the site audit trail for ``nvflare simulator``: it copies ``WS/local``
     (``resources.json``, ``privacy.json``) into every simulated site's workspace."""
-    from consortium.cli.site_privacy import POLICY_FILE, simulator_privacy_policy  # it imports this module
+    from consortium.provisioning.privacy_scopes import POLICY_FILE, simulator_privacy_policy  # it imports this module
 
     mode, allowed = class_allow_list(project)
     local = workspace / "local"

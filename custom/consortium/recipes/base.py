@@ -14,13 +14,11 @@ from __future__ import annotations
 from nvflare.job_config.defs import FilterType
 from nvflare.recipe.spec import Recipe
 
-from consortium.flare.round_aggregator import AggregatorConfig
+from consortium.flare.aggregators.round import AggregatorConfig
 from consortium.recipes.components import ComponentSpec, ExecutorSpec, FilterSpec, WorkflowSpec, resolve_class
 from consortium.recipes.config import JobConfig
 from consortium.recipes.job import ConsortiumJob
 
-FLARE = "consortium.flare"
-HE_SERVER, HE_SITE = f"{FLARE}.he_server", f"{FLARE}.he_site"
 TRAIN, VALIDATE, SUBMIT_MODEL = "train", "validate", "submit_model"
 
 
@@ -69,7 +67,7 @@ class ConsortiumRecipe(Recipe):
         c = self.config
         if c.he:
             args = {"algorithm": self.server_algorithm, "tau_eff": c.tau_eff, "min_accepted": c.min_clients}
-            return ComponentSpec("aggregator", f"{HE_SERVER}.EncryptedRoundAggregator", args)
+            return ComponentSpec("aggregator", "consortium.flare.he.server.EncryptedRoundAggregator", args)
         args = {"algorithm": self.server_algorithm}
         if self.server_algorithm == "fednova":
             args["tau_eff"] = c.tau_eff
@@ -77,26 +75,27 @@ class ConsortiumRecipe(Recipe):
         if c.max_update_norm is not None:
             args["max_update_norm"] = c.max_update_norm
         AggregatorConfig(**args).build()  # the aggregator's own checks, now rather than at the server
-        return ComponentSpec("aggregator", f"{FLARE}.round_aggregator.RoundAggregator", args)
+        return ComponentSpec("aggregator", "consortium.flare.aggregators.round.RoundAggregator", args)
 
     def server_components(self) -> list[ComponentSpec]:
         c, model = self.config, self.model()
         resolve_class(model["path"], "model", where="persistor args.model.path")
         if c.he:
-            head = [ComponentSpec("persistor", f"{HE_SERVER}.EncryptedRoundPersistor", {"model": model}),
-                    ComponentSpec("shareable_generator", f"{HE_SERVER}.EncryptedRoundShareableGenerator")]
+            head = [ComponentSpec("persistor", "consortium.flare.he.server.EncryptedRoundPersistor", {"model": model}),
+                    ComponentSpec("shareable_generator", "consortium.flare.he.server.EncryptedRoundShareableGenerator")]
         else:
-            head = [ComponentSpec("persistor", f"{FLARE}.model_registry.ResumablePTPersistor", {"model": model}),
+            head = [ComponentSpec("persistor", "consortium.flare.model_registry.ResumablePTPersistor", {"model": model}),
                     ComponentSpec("shareable_generator",
                                   "nvflare.app_common.shareablegenerators.full_model_shareable_generator.FullModelShareableGenerator")]
-        head += [self._aggregator(), ComponentSpec("progress_writer", f"{FLARE}.progress_writer.RoundProgressWriter")]
+        head += [self._aggregator(), ComponentSpec("progress_writer", "consortium.flare.listeners.progress_writer.RoundProgressWriter")]
         if not c.he:
-            head += [ComponentSpec("model_registry", f"{FLARE}.model_registry.ModelRegistryWriter"),
+            head += [ComponentSpec("model_registry", "consortium.flare.model_registry.ModelRegistryWriter"),
                      ComponentSpec("model_locator", "nvflare.app_opt.pt.file_model_locator.PTFileModelLocator",
                                    {"pt_persistor_id": "persistor"}),
                      ComponentSpec("json_generator", "nvflare.app_common.widgets.validation_json_generator.ValidationJsonGenerator")]
         return [*head, *self.server_listeners(),
-                ComponentSpec("metrics_exporter", f"{FLARE}.metrics_exporter.RoundMetricsListener", {"port": c.metrics_port})]
+                ComponentSpec("metrics_exporter", "consortium.flare.listeners.metrics_exporter.RoundMetricsListener",
+                              {"port": c.metrics_port})]
 
     def workflows(self) -> list[WorkflowSpec]:
         c, iv = self.config, self.config.intervals
@@ -108,13 +107,14 @@ class ConsortiumRecipe(Recipe):
                "persist_every_n_rounds": 1 if c.he else 5, "snapshot_every_n_rounds": 0 if c.he else 5,
                "memory_gc_rounds": 10, "max_round_retries": 1}
         if c.he:
-            last = WorkflowSpec("he_evaluation", f"{HE_SERVER}.HEGlobalEvaluation",
+            last = WorkflowSpec("he_evaluation", "consortium.flare.he.server.HEGlobalEvaluation",
                                 {"shareable_generator_id": "shareable_generator", "task_check_period": iv.poll})
         else:
-            last = WorkflowSpec("cross_site_eval", f"{FLARE}.workflows.CrossSiteModelEval",
+            last = WorkflowSpec("cross_site_eval", "consortium.flare.workflows.scatter.CrossSiteModelEval",
                                 {"model_locator_id": "model_locator", "task_check_period": iv.poll,
                                  "submit_model_timeout": iv.evaluation_timeout, "validation_timeout": iv.evaluation_timeout})
-        return [*self.first_workflows(), WorkflowSpec("scatter_and_gather", f"{FLARE}.workflows.ScatterAndGather", sag), last]
+        sag_spec = WorkflowSpec("scatter_and_gather", "consortium.flare.workflows.scatter.ScatterAndGather", sag)
+        return [*self.first_workflows(), sag_spec, last]
 
     def tasks(self) -> list[str]:
         """The executor's tasks: no ``submit_model`` under HE (no plaintext model leaves a site)."""
@@ -126,13 +126,13 @@ class ConsortiumRecipe(Recipe):
             args = {"algorithm": self.server_algorithm, "tau_eff": c.tau_eff}
             if c.max_update_norm is not None:  # the server cannot see norms any more: each site checks its own
                 args["max_update_norm"] = c.max_update_norm
-            return [FilterSpec(f"{HE_SITE}.HEEncryptResult", args, sorted(tasks))]
+            return [FilterSpec("consortium.flare.he.site.HEEncryptResult", args, sorted(tasks))]
         if c.update_privacy is not None:
-            return [FilterSpec(f"{FLARE}.privacy_filter.GaussianUpdatePrivacy", c.update_privacy, tasks)]
+            return [FilterSpec("consortium.flare.filters.dp.GaussianUpdatePrivacy", c.update_privacy, tasks)]
         return []
 
     def data_filters(self) -> list[FilterSpec]:
-        return [FilterSpec(f"{HE_SITE}.HEDecryptTaskData", {}, [TRAIN, VALIDATE])] if self.config.he else []
+        return [FilterSpec("consortium.flare.he.site.HEDecryptTaskData", {}, [TRAIN, VALIDATE])] if self.config.he else []
 
     def _assemble(self) -> None:
         job, iv = self._job, self.config.intervals

@@ -6,7 +6,7 @@ exported or run. The family configurations (:class:`~consortium.recipes.heart.He
 The fields map one to one onto the job's JSON: the local-training fields onto the executor's
 ``args`` (checked by :class:`~consortium.learning.settings.LocalTrainingSettings`), ``dp_sgd`` onto
 its ``dp_sgd`` (:class:`~consortium.privacy.dp_sgd.DPSGDConfig`), ``update_privacy`` onto the
-args of the job's :class:`~consortium.flare.privacy_filter.GaussianUpdatePrivacy` filter
+args of the job's :class:`~consortium.flare.filters.dp.GaussianUpdatePrivacy` filter
 (:class:`~consortium.privacy.policy.UpdatePrivacyPolicy`).
 """
 
@@ -22,7 +22,7 @@ from consortium.privacy.policy import UpdatePrivacyPolicy
 
 ALGORITHMS = ("fedavg", "fedprox", "fednova")
 JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # FLARE's job-name grammar
-DP_SCOPE = "dp"  # the sites' privacy.json scope a DP job asks for (consortium.cli.site_privacy.DP_SCOPE)
+DP_SCOPE = "dp"  # the sites' privacy.json scope a DP job asks for (consortium.provisioning.privacy_scopes.DP_SCOPE)
 
 
 def positive_number(value) -> bool:

@@ -1,5 +1,5 @@
 """The heart-disease family: logistic regression on the 13 UCI Heart Disease features at each
-hospital (:class:`~consortium.flare.tabular_executor.TabularExecutor`), FedAvg, FedProx or FedNova,
+hospital (:class:`~consortium.flare.executors.tabular.TabularExecutor`), FedAvg, FedProx or FedNova,
 plaintext, under encrypted aggregation or under DP.
 
 Features are standardised with federated moments (a first workflow, each site's counts and sums)
@@ -87,13 +87,13 @@ class HeartRecipe(ConsortiumRecipe):
         args["seed"] = c.seed
         optional = (("site_epochs", c.site_epochs or None), ("standardisation", c.standardisation), ("dp_sgd", c.dp_sgd))
         args |= {k: v if not isinstance(v, Mapping) else dict(v) for k, v in optional if v is not None}
-        return ExecutorSpec("executor", "consortium.flare.tabular_executor.TabularExecutor", args)
+        return ExecutorSpec("executor", "consortium.flare.executors.tabular.TabularExecutor", args)
 
     def first_workflows(self) -> list[WorkflowSpec]:
         if not self.federated_standardisation:
             return []
         args = {"min_clients": self.config.min_clients, "wait_time_after_min_received": STANDARDISATION_WAIT_S}
-        return [WorkflowSpec("standardisation", "consortium.flare.standardisation_controller.FederatedStandardisation", args)]
+        return [WorkflowSpec("standardisation", "consortium.flare.workflows.standardisation.FederatedStandardisation", args)]
 
     def site_components(self) -> list[ComponentSpec]:
         return []

@@ -1,5 +1,5 @@
 """The imaging family: lesion segmentation with a MONAI UNet on each site's scanner-shifted images
-(:class:`~consortium.flare.segmentation_executor.SegmentationExecutor`), FedAvg, FedProx or
+(:class:`~consortium.flare.executors.segmentation.SegmentationExecutor`), FedAvg, FedProx or
 FedNova, plaintext, under encrypted aggregation or under DP-SGD, with each site's local-only
 baseline for cross-site evaluation, personalisation, and training curves in FLARE's experiment
 tracking (TensorBoard at the server).
@@ -97,7 +97,7 @@ class ImagingRecipe(ConsortiumRecipe):
             args["personalise_epochs"] = c.personalise_epochs
         optional = (("site_epochs", c.site_epochs or None), ("fedprox_mu", c.fedprox_mu), ("dp_sgd", c.dp_sgd))
         args |= {k: dict(v) if isinstance(v, Mapping) else v for k, v in optional if v is not None}
-        return ExecutorSpec("executor", "consortium.flare.segmentation_executor.SegmentationExecutor", args)
+        return ExecutorSpec("executor", "consortium.flare.executors.segmentation.SegmentationExecutor", args)
 
     def site_components(self) -> list[ComponentSpec]:
         if not self.config.tracked:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from consortium.flare_files import PROGRESS_FILE, TRAINING_STATUS_FILE
 from consortium.learning.personalisation import EPOCHS_KEY, personalised_key
+from consortium.protocol.files import PROGRESS_FILE, TRAINING_STATUS_FILE
 
 CROSS_SITE = Path("cross_site_val") / "cross_val_results.json"
 GLOBAL_MODEL_PREFIX = "SRV_"

@@ -1,5 +1,5 @@
 """The Prometheus configuration of a consortium: scrape the job exporters, load the alert rules.
-Pure (a dict, and its YAML text); :mod:`consortium.cli.monitoring` writes it and starts Prometheus."""
+Pure (a dict, and its YAML text); :mod:`consortium.poc.prometheus` writes it and starts Prometheus."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ publishes the round's update and record.
 The record (:class:`~consortium.aggregation.round_summary.RoundSummary`: contributors, rejections
 with reasons, incomplete reports, loss, pooled score) is logged and announced with the event
 :data:`ROUND_RECORD_EVENT` (the dict in the FLContext property :data:`ROUND_RECORD_PROP`); writing
-it anywhere is a listener's job (:class:`consortium.flare.progress_writer.RoundProgressWriter`),
+it anywhere is a listener's job (:class:`consortium.flare.listeners.progress_writer.RoundProgressWriter`),
 so an I/O error there cannot fail a round.
 
 Besides the :class:`RoundSummary`, the record dict carries what only the FLARE side knows: the
@@ -44,8 +44,8 @@ from consortium.aggregation.round import DEFAULT_ALERT_Z, RoundAggregation
 from consortium.aggregation.server_step import make_server_step
 from consortium.aggregation.weighting import make_weighting
 from consortium.flare.result_io import ReceivedResult, read_shareable, site_of
-from consortium.protocol import REFUSAL_HEADER, SiteResult  # REFUSAL_HEADER: imported from here by the site filters
-from consortium.revocation import DenyList
+from consortium.operations.deny_list import DenyList
+from consortium.protocol.site_result import REFUSAL_HEADER, SiteResult  # REFUSAL_HEADER: imported from here by the site filters
 
 ROUND_RECORD_EVENT = "consortium.round_record"
 ROUND_RECORD_PROP = "consortium.round_record"

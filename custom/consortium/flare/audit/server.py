@@ -4,13 +4,13 @@ trail ``<server workspace>/audit/trail.jsonl`` (records: :mod:`consortium.audit.
 ``consortium audit verify SERVER_WORKSPACE`` checks the chain and every kept file's digest).
 
 Where it is declared: ``startup/consortium_audit__p_resources.json`` of the server kit, written by
-:class:`consortium.cli.policies_builder.SitePoliciesBuilder` before FLARE signs the kit. FLARE
+:class:`consortium.provisioning.builders.site_policies.SitePoliciesBuilder` before FLARE signs the kit. FLARE
 builds the components of ``*__p_resources.json`` in the server *parent* process only (the one that
 runs the admin commands and the job runner), while ``server_train`` has ``chdir``-ed into the
 workspace, and in secure mode refuses to start when that file is unsigned or altered. Every line
 is signed with the server's kit key (``startup/server.key``, :mod:`consortium.audit.signing`); a
 kit whose key cannot be read stops the server. The job process's half (the sites' trail heads) is
-:mod:`consortium.flare.server_heads`.
+:mod:`consortium.flare.audit.server_heads`.
 
 **Denied admin commands (a patch of FLARE, pinned to nvflare 2.9.0).** FLARE's admin command chain
 is ``LoginModule -> AuthzFilter -> CommandAudit -> handler`` (``FedAdminServer.__init__``);
@@ -239,7 +239,7 @@ def _check_own_policies(workspace: Path) -> bool:
     (FLARE checks startup/ only); False for an unsigned kit (FLARE signs only HE and CC kits)."""
     if not (workspace / "startup" / "signature.json").is_file():
         return False
-    from consortium.cli.policies_builder import policy_signature_problems
+    from consortium.provisioning.builders.site_policies import policy_signature_problems
 
     problems = policy_signature_problems(workspace)
     if problems:

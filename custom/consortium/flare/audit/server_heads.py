@@ -17,7 +17,7 @@ Where it is declared: :data:`DECLARATION`, a ``startup/*__j_resources.json`` of 
 only (nvflare 2.9.0 ``Workspace.get_config_files_for_startup``) but never registers them as the
 run's event handlers: there they only see ``BEFORE_BUILD_COMPONENT``. So the component, when
 built, wraps ``FederatedServer.create_run_manager`` (which ``start_run`` calls to make the run's
-handler list) to add itself to that list. Pinned like :mod:`consortium.flare.server_audit`: the
+handler list) to add itself to that list. Pinned like :mod:`consortium.flare.audit.server`: the
 installed FLARE and the SHA-256 of both methods' sources must be the checked ones, else the
 component raises and the job does not start (fail closed).
 """
@@ -37,8 +37,8 @@ from nvflare.private.fed.server.fed_server import FederatedServer
 from consortium.audit.anchors import SERVER_HEAD_HEADER, SITE_HEAD_HEADER, head_value, site_head_record
 from consortium.audit.chain import AuditTrail
 from consortium.audit.signing import kit_signer
-from consortium.flare.round_aggregator import REFUSAL_HEADER
-from consortium.flare.server_audit import PatchGuardError, pin_problems
+from consortium.flare.aggregators.round import REFUSAL_HEADER
+from consortium.flare.audit.server import PatchGuardError, pin_problems
 
 PINNED_SOURCES = {  # dotted name -> SHA-256 of inspect.getsource(), nvflare 2.9.0, read by hand
     "nvflare.private.fed.server.fed_server.FederatedServer.create_run_manager":
@@ -47,7 +47,7 @@ PINNED_SOURCES = {  # dotted name -> SHA-256 of inspect.getsource(), nvflare 2.9
         "77c4a97cf8c8e5ab2a6f37f5ab8fccbaced52e5f86472c6db2f59fa4a2d7dd2c",
 }
 HEADS_FILE = "consortium_heads__j_resources.json"
-HEADS_COMPONENT = {"id": "consortium_trail_heads", "path": "consortium.flare.server_heads.ServerTrailHeads",
+HEADS_COMPONENT = {"id": "consortium_trail_heads", "path": "consortium.flare.audit.server_heads.ServerTrailHeads",
                    "args": {"folder": "audit"}}
 DECLARATION = {HEADS_FILE: {"components": [HEADS_COMPONENT]}}  # file in the server kit's startup/ -> content
 

@@ -1,7 +1,7 @@
 """The site's audit trail in FLARE: a thin adapter that writes :mod:`consortium.audit.chain` lines.
 
 :class:`SiteAuditTrail` is declared in the site's ``local/privacy.json`` ``components`` (added by
-:func:`consortium.cli.site_privacy.site_privacy_policy` to every site's policy, so no job and no
+:func:`consortium.provisioning.privacy_scopes.site_privacy_policy` to every site's policy, so no job and no
 policy template can leave it out); FLARE adds such components to every job run at the site as
 event handlers. It writes ``<site workspace>/audit/trail.jsonl``, one line per event below, with
 digests and metadata only, never data values or weights.
@@ -70,12 +70,12 @@ from consortium.audit.anchors import SERVER_HEAD_HEADER, SITE_HEAD_HEADER, head_
 from consortium.audit.chain import AuditTrail, HeadNotWritten, Link
 from consortium.audit.digest import content_sha256
 from consortium.audit.signing import kit_signer
-from consortium.flare.round_aggregator import REFUSAL_HEADER
+from consortium.flare.aggregators.round import REFUSAL_HEADER
 from consortium.privacy.declaration import EPSILON_KEY
 
 AUDIT_FAILED = "AUDIT_FAILED"
-SITE_AUDIT_ID = "site_audit"  # its component id in privacy.json (consortium.cli.site_privacy.AUDIT_COMPONENT)
-HE_META_KEY = "consortium_he"  # consortium.flare.he_site.HE_META (not imported: it needs TenSEAL)
+SITE_AUDIT_ID = "site_audit"  # its component id in privacy.json (consortium.provisioning.privacy_scopes.AUDIT_COMPONENT)
+HE_META_KEY = "consortium_he"  # consortium.flare.he.site.HE_META (not imported: it needs TenSEAL)
 RESULT_FILTERS = "task_result_filters"  # FLARE's Scope.TASK_RESULT_FILTERS_NAME
 
 

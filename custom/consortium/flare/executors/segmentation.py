@@ -31,7 +31,7 @@ from nvflare.apis.shareable import Shareable
 from nvflare.app_common.app_constant import AppConstants
 
 from consortium.data.imaging import DEFAULT_TEST_FRACTION, load_site_data, site_split
-from consortium.flare.site_executor import Score, SiteExecutor
+from consortium.flare.executors.site import Score, SiteExecutor
 from consortium.learning.loop import TrainConfig, get_weights
 from consortium.learning.personalisation import EPOCHS_KEY, Personalisation, is_global_model, personalised_key
 from consortium.learning.segmentation import (
@@ -44,7 +44,7 @@ from consortium.learning.segmentation import (
     training_loader,
 )
 from consortium.learning.settings import LocalTrainingSettings
-from consortium.protocol import Task
+from consortium.protocol.site_result import Task
 
 SITE_DATA_ROOT_ENV = "CONSORTIUM_SITE_DATA_ROOT"
 TRAINING_DEFAULTS = {"lr": 0.1, "momentum": 0.9}

@@ -3,7 +3,7 @@
 the result contract.
 
 A training result is the update ``w_local - w_global`` (WEIGHT_DIFF) with a
-:class:`~consortium.protocol.SiteResult`: sample count, local steps, FedNova's ``a_k``, training
+:class:`~consortium.protocol.site_result.SiteResult`: sample count, local steps, FedNova's ``a_k``, training
 loss and time, and the received global model's score on the site's test split (``val_n`` examples,
 ``val_score_sum`` = sum of the per-example metric, e.g. correct predictions or Dice).
 Subclasses implement :meth:`load`, :meth:`fit` and :meth:`score` over pure training functions.
@@ -32,7 +32,7 @@ from consortium.learning.settings import LocalTrainingSettings
 from consortium.privacy.declaration import MODEL_OF_KEY, declare
 from consortium.privacy.dp_sgd import MECHANISM as DP_SGD
 from consortium.privacy.dp_sgd import train_dp_sgd
-from consortium.protocol import REFUSAL_HEADER, SiteResult, Task
+from consortium.protocol.site_result import REFUSAL_HEADER, SiteResult, Task
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """A site's executor for tabular (heart-disease) training: a thin adapter over
 :mod:`consortium.learning.tabular` and :mod:`consortium.data`.
 
-Besides the shared tasks of :class:`~consortium.flare.site_executor.SiteExecutor` (``train``,
+Besides the shared tasks of :class:`~consortium.flare.executors.site.SiteExecutor` (``train``,
 ``validate``, ``submit_model``) it answers the standardisation workflow:
 
 * ``feature_stats``: the site's feature moments (count, sums, sums of squares) -- no rows.
@@ -20,11 +20,11 @@ from nvflare.apis.shareable import Shareable, make_reply
 from consortium.allowlist import build_model  # the one resolver of model paths
 from consortium.data.heart_disease import SiteSplit, load_centre
 from consortium.data.standardisation import Standardiser, local_moments
-from consortium.flare.site_executor import Score, SiteExecutor
+from consortium.flare.executors.site import Score, SiteExecutor
 from consortium.learning.loop import TrainConfig
 from consortium.learning.settings import LocalTrainingSettings
 from consortium.learning.tabular import evaluate, tabular_loader, train_local
-from consortium.protocol import Task
+from consortium.protocol.site_result import Task
 
 
 class TabularExecutor(SiteExecutor):

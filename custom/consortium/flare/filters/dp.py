@@ -40,7 +40,7 @@ from consortium.privacy.gaussian import gaussian_update
 from consortium.privacy.ledger import BudgetExceeded, PrivacyLedger, Release
 from consortium.privacy.policy import UpdatePrivacyPolicy
 from consortium.privacy.release import coarsen_count, coarsen_sum, released_meta
-from consortium.protocol import REFUSAL_HEADER
+from consortium.protocol.site_result import REFUSAL_HEADER
 
 GAUSSIAN_UPDATE = "gaussian_update"
 PRIVACY_REFUSED = "PRIVACY_REFUSED"

@@ -1,7 +1,7 @@
 """A fire drill for a consortium: a site result filter that corrupts this site's training update
 on purpose, so admins (and the POC tests) can watch the server's defences act on a real job.
 
-    {"tasks": ["train"], "filters": [{"path": "consortium.flare.fault_drill.FaultDrill",
+    {"tasks": ["train"], "filters": [{"path": "consortium.flare.filters.fault_drill.FaultDrill",
                                       "args": {"faults": {"hungary": ["nan", "shape", "huge"]}}}]}
 
 A site named in ``faults`` replaces its update, round after round, by the listed faults in turn:

@@ -1,7 +1,7 @@
 """The server's half of encrypted aggregation: it adds ciphertexts, never multiplies, never decrypts.
 
 What the server knows in plaintext (and why): which sites were accepted, their
-:class:`~consortium.protocol.SiteResult` (``n_k``, FedNova's ``tau_k``/``a_k``, reporting fields), so
+:class:`~consortium.protocol.site_result.SiteResult` (``n_k``, FedNova's ``tau_k``/``a_k``, reporting fields), so
 it can compute the scale ``s`` (FedAvg ``1/sum n``; FedNova ``sum n_k a_k / (sum n)^2``) and the
 canary ``sum_k c_k``; the model's layout (names, shapes) and the initial, random model. It never
 holds a trained model or update in plaintext: sites keep the global model and apply
@@ -56,17 +56,17 @@ from consortium.crypto.packed import (
     load_vectors,
     verify_message,
 )
-from consortium.flare.he_site import HE_META, load_context, message_from_dict
+from consortium.flare.aggregators.round import ROUND_RECORD_EVENT, ROUND_RECORD_PROP, RoundAggregator
+from consortium.flare.he.site import HE_META, load_context, message_from_dict
 from consortium.flare.result_io import ReceivedResult, site_of
-from consortium.flare.round_aggregator import ROUND_RECORD_EVENT, ROUND_RECORD_PROP, RoundAggregator
-from consortium.flare.workflows import HonourTaskCheckPeriod
+from consortium.flare.workflows.scatter import HonourTaskCheckPeriod
 from consortium.learning.loop import get_weights
-from consortium.protocol import SiteResult, read_result
+from consortium.protocol.site_result import SiteResult, read_result
 
 
 class EncryptedRoundAggregator(RoundAggregator):
     def __init__(self, algorithm: str = "fedavg", tau_eff: str = "normalisers", min_accepted: int = 1) -> None:
-        """Args: as :class:`~consortium.flare.round_aggregator.RoundAggregator`, without server
+        """Args: as :class:`~consortium.flare.aggregators.round.RoundAggregator`, without server
         momentum (the server never holds the model) and without a norm bound (checked at the sites)."""
         super().__init__(algorithm, tau_eff, 0.0, min_accepted)
         self.weighting = PreWeighted(make_weighting(algorithm, tau_eff))

@@ -9,7 +9,7 @@
 * :class:`HEEncryptResult` (task result filter, every task): runs the plaintext per-site checks
   (the server can no longer see values), pre-weights the update by the site's coefficient
   (FedAvg ``n_k``, FedNova ``n_k / a_k``), encrypts it and sends only ciphertexts and the plaintext
-  :class:`~consortium.protocol.SiteResult`. Any other result carrying weights (``submit_model``)
+  :class:`~consortium.protocol.site_result.SiteResult`. Any other result carrying weights (``submit_model``)
   is refused: no plaintext model leaves a site.
 
 Keys: the site's ``startup/client_context.tenseal`` from provisioning, loaded with FLARE's signature
@@ -36,7 +36,7 @@ from consortium.aggregation.weighting import make_weighting
 from consortium.crypto.ckks import bind_key_id, check_context, key_id
 from consortium.crypto.packed import EncryptedMessage, Envelope, decrypt_sum, encrypt_update, layout_of, verify_message
 from consortium.crypto.pool import EncryptionPool
-from consortium.protocol import read_result
+from consortium.protocol.site_result import read_result
 
 HE_KEYS_ENV = "CONSORTIUM_HE_KEYS"
 CLIENT_CONTEXT = "client_context.tenseal"
@@ -71,10 +71,10 @@ def _load_bytes(name: str, fl_ctx: FLContext) -> bytes:
 
 def _load_distributed_kit(startup: str, name: str):
     """(bytes, LoadResult) of ``name`` checked against ``startup/consortium_he_signature.json``
-    (:mod:`consortium.cli.distributed`); NOT_SIGNED where the kit has no such file."""
+    (:mod:`consortium.provisioning.distributed.approve`); NOT_SIGNED where the kit has no such file."""
     from nvflare.fuel.sec.security_content_service import SecurityContentManager
 
-    from consortium.cli.distributed import HE_SIGNATURE_FILE
+    from consortium.provisioning.distributed.approve import HE_SIGNATURE_FILE
 
     return SecurityContentManager(startup, signature_filename=HE_SIGNATURE_FILE).load_content(name)
 

@@ -1,10 +1,10 @@
 """Server listener that exports each round's metrics to Prometheus (:mod:`consortium.telemetry`).
 
-    {"id": "metrics_exporter", "path": "consortium.flare.metrics_exporter.RoundMetricsListener",
+    {"id": "metrics_exporter", "path": "consortium.flare.listeners.metrics_exporter.RoundMetricsListener",
      "args": {"port": 9464, "final_scrape_wait": 10}}
 
 At the job's start it serves ``http://127.0.0.1:<port>/metrics`` from the job's server process; on
-each :data:`~consortium.flare.round_aggregator.ROUND_RECORD_EVENT` it exports the record the
+each :data:`~consortium.flare.aggregators.round.ROUND_RECORD_EVENT` it exports the record the
 aggregator made (nothing is recomputed); on :data:`~consortium.flare.incident.INCIDENT_EVENT` the
 admin's freeze / quarantine state; at the job's end it stops serving, once Prometheus (if it has
 been scraping the job) has read the last round, waiting ``final_scrape_wait`` seconds at most. Metadata only: counts,
@@ -18,8 +18,8 @@ from nvflare.apis.event_type import EventType
 from nvflare.apis.fl_component import FLComponent
 from nvflare.apis.fl_context import FLContext
 
+from consortium.flare.aggregators.round import ROUND_RECORD_EVENT, ROUND_RECORD_PROP
 from consortium.flare.incident import INCIDENT_EVENT, INCIDENT_PROP
-from consortium.flare.round_aggregator import ROUND_RECORD_EVENT, ROUND_RECORD_PROP
 
 
 class RoundMetricsListener(FLComponent):

@@ -10,8 +10,8 @@ import os
 from nvflare.apis.fl_component import FLComponent
 from nvflare.apis.fl_context import FLContext
 
-from consortium.flare.round_aggregator import ROUND_RECORD_EVENT, ROUND_RECORD_PROP
-from consortium.flare_files import PROGRESS_FILE
+from consortium.flare.aggregators.round import ROUND_RECORD_EVENT, ROUND_RECORD_PROP
+from consortium.protocol.files import PROGRESS_FILE
 
 
 class RoundProgressWriter(FLComponent):

@@ -34,9 +34,9 @@ from nvflare.app_common.app_constant import AppConstants
 from nvflare.app_common.workflows.cross_site_model_eval import CrossSiteModelEval as _CrossSiteModelEval
 from nvflare.app_common.workflows.scatter_and_gather import ScatterAndGather as _ScatterAndGather
 
+from consortium.flare.aggregators.round import RoundControls
 from consortium.flare.incident import IncidentGate
-from consortium.flare.round_aggregator import RoundControls
-from consortium.flare_files import TRAINING_STATUS_FILE
+from consortium.protocol.files import TRAINING_STATUS_FILE
 
 
 class HonourTaskCheckPeriod:

@@ -17,8 +17,8 @@ from nvflare.apis.shareable import Shareable
 from nvflare.apis.signal import Signal
 
 from consortium.data.standardisation import FeatureMoments, pooled_standardiser
-from consortium.flare.workflows import HonourTaskCheckPeriod
-from consortium.protocol import Task as TaskName
+from consortium.flare.workflows.scatter import HonourTaskCheckPeriod
+from consortium.protocol.site_result import Task as TaskName
 
 
 class FederatedStandardisation(HonourTaskCheckPeriod, Controller):

@@ -1,7 +1,7 @@
 """Provisioning builder: every kit's site policies, written before FLARE's signature builder.
 
 What a kit gets (one definition, :meth:`SitePolicies.files_for`, also used by
-:func:`consortium.cli.kits.install_site_policies` for kits made elsewhere):
+:func:`consortium.provisioning.project.install_site_policies` for kits made elsewhere):
 
 * ``local/resources.json``: FLARE's ``resources.json.default`` with the consortium's closed class
   allow-list: :data:`consortium.allowlist.DEFAULT_ALLOW_LIST` (exact classes, generated from the
@@ -9,16 +9,16 @@ What a kit gets (one definition, :meth:`SitePolicies.files_for`, also used by
   (``site_policies/class_allow_list.json``; a prefix is refused); at the server, job and snapshot storage
   under the provisioning workspace instead of ``/tmp/nvflare``;
 * ``local/authorization.json``: ``site_policies/authorization.json`` byte for byte;
-* ``local/privacy.json`` at every client site (:mod:`consortium.cli.site_privacy`);
+* ``local/privacy.json`` at every client site (:mod:`consortium.provisioning.privacy_scopes`);
 * ``startup/fed_server.json`` / ``startup/fed_client.json``: FLARE's, with ``"app_validator"``
   set to :class:`consortium.flare.job_content.JobContentValidator`, which refuses at deployment
   an app carrying anything beyond its config files, or a class off the kit's allow-list;
 * at the server, ``startup/consortium_audit__p_resources.json``: the server audit component
-  (:mod:`consortium.flare.server_audit`), which FLARE adds to the server *parent* process's
+  (:mod:`consortium.flare.audit.server`), which FLARE adds to the server *parent* process's
   components (``*__p_resources.json``, nvflare 2.9 ``Workspace.get_config_files_for_startup``).
 
 What FLARE signs and checks (nvflare 2.9.0, ``lighter/impl/signature.py``): a kit gets
-``signature.json`` only when it is a CC or an HE kit. Ours are HE kits (:mod:`consortium.cli.he_keys`
+``signature.json`` only when it is a CC or an HE kit. Ours are HE kits (:mod:`consortium.provisioning.builders.he_keys`
 writes the TenSEAL contexts into every server and site kit), so ``startup/`` and ``local/`` are both
 signed with the root CA key, and everything this builder writes is covered. At start, in secure
 mode, FLARE verifies ``startup/`` only (``fed_utils._check_secure_content``: fed_*.json, the
@@ -39,11 +39,11 @@ from pathlib import Path
 from nvflare.lighter.spec import Builder
 
 from consortium.allowlist import DEFAULT_ALLOW_LIST, DEFAULT_ALLOWED, entry_problem
-from consortium.cli.kits import ConfigurationError, read_json
+from consortium.provisioning.project import ConfigurationError, read_json
 
 SIGNATURE_FILE = "signature.json"  # nvflare.lighter.constants.ProvFileName.SIGNATURE_JSON
 SERVER_AUDIT_FILE = "consortium_audit__p_resources.json"
-SERVER_AUDIT_COMPONENT = {"id": "consortium_server_audit", "path": "consortium.flare.server_audit.ServerAuditTrail",
+SERVER_AUDIT_COMPONENT = {"id": "consortium_server_audit", "path": "consortium.flare.audit.server.ServerAuditTrail",
                           "args": {"folder": "audit"}}
 LOCAL_POLICY_FILES = ("resources.json", "authorization.json", "privacy.json")
 APP_VALIDATOR = {"path": "consortium.flare.job_content.JobContentValidator", "args": {}}
@@ -99,7 +99,7 @@ class SitePolicies:
     def files_for(self, local: Path, is_server: bool, site: str, storage_root: Path | None) -> dict[str, bytes]:
         """The policy files of one kit, by path relative to the kit folder; ``local`` is its
         ``local/`` folder (its ``resources.json.default`` is the base of ``resources.json``)."""
-        from consortium.cli.site_privacy import site_privacy_policy  # it imports kits, which imports this lazily
+        from consortium.provisioning.privacy_scopes import site_privacy_policy  # it imports kits, which imports this lazily
 
         resources = read_json(local / "resources.json.default")
         resources["class_list_enforcement_mode"] = self.enforcement_mode
@@ -112,7 +112,7 @@ class SitePolicies:
         files[f"startup/{fed}"] = _with_app_validator(startup / fed)
         if is_server:
             files[f"startup/{SERVER_AUDIT_FILE}"] = _json_bytes({"components": [SERVER_AUDIT_COMPONENT]})
-            from consortium.flare.server_heads import DECLARATION  # nvflare's server: only where a server kit is made
+            from consortium.flare.audit.server_heads import DECLARATION  # nvflare's server: only where a server kit is made
 
             for name, content in DECLARATION.items():  # the job process's keeper of the sites' trail heads
                 files[f"startup/{name}"] = _json_bytes(content)
@@ -195,7 +195,7 @@ def policy_signature_problems(kit: Path) -> list[str]:
     audit_decl = kit / "startup" / SERVER_AUDIT_FILE
     if is_server and not audit_decl.is_file():  # FLARE checks the startup files present, not the ones deleted
         problems.append(f"{audit_decl}: missing: the server would run without its audit component")
-    from consortium.flare.server_heads import DECLARATION
+    from consortium.flare.audit.server_heads import DECLARATION
 
     for name in DECLARATION if is_server else ():
         if not (kit / "startup" / name).is_file():

@@ -9,10 +9,10 @@
 ``<WS>/<project>/state/cert.json`` (kits of both paths trust each other) and refuses a name that
 is not a client of ``<WS>/project.yml`` (``--add-site`` adds it). Besides FLARE's signed zip it
 bundles the site policy templates and, where the consortium uses HE, its CKKS contexts, the
-secret one sealed to the site's new certificate (:mod:`consortium.cli.approval_bundle`).
+secret one sealed to the site's new certificate (:mod:`consortium.provisioning.distributed.bundle`).
 ``package`` checks the root CA against the fingerprint the admin gave out of band, the bundle's
 signature and hashes, lets FLARE build the kit, then installs the site policies
-(:func:`~consortium.cli.kits.install_site_policies`) and the HE contexts with the root CA's
+(:func:`~consortium.provisioning.project.install_site_policies`) and the HE contexts with the root CA's
 signatures of them in ``startup/consortium_he_signature.json`` (FLARE's signature.json format:
 a distributed kit has no ``signature.json``, which would have to sign the site's private key).
 FLARE runs as a subprocess (its command handlers exit the process on error).
@@ -32,11 +32,11 @@ from pathlib import Path
 
 import yaml
 
-from consortium.cli import approval_bundle as ab
-from consortium.cli.kits import Project
-from consortium.cli.paths import default_path
+from consortium.defaults import default_path
 from consortium.fileio import path_under
 from consortium.names import check_name
+from consortium.provisioning.distributed import bundle as ab
+from consortium.provisioning.project import Project
 
 COMMANDS = ("site", "approve", "package")
 HE_SIGNATURE_FILE = "consortium_he_signature.json"  # in the kit's startup/
@@ -172,7 +172,7 @@ def approve(request_zip: Path, workspace: Path, policies: Project, out: Path | N
     from nvflare.lighter.utils import load_crt_bytes, sign_content
     from nvflare.tool.cert.fingerprint import cert_fingerprint_sha256
 
-    from consortium.cli.he_keys import PUBLIC_STATE_FILE, STATE_FILE
+    from consortium.provisioning.builders.he_keys import PUBLIC_STATE_FILE, STATE_FILE
 
     request_zip, workspace = request_zip.resolve(), workspace.resolve()
     consortium = Project.load(workspace / "project.yml")
@@ -262,7 +262,7 @@ def run(args: argparse.Namespace) -> int:
         if args.add_site:
             print(f"{manifest['name']} is a site of {args.workspace / 'project.yml'}; add it to {args.project} too")
     else:
-        from consortium.cli.kit_package import package
+        from consortium.provisioning.distributed.package import package
 
         print(f"startup kit: {package(args.bundle, args.request_dir, args.fingerprint, args.workspace)}")
     return 0

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import yaml
 
-from consortium.cli import approval_bundle as ab
-from consortium.cli.distributed import HE_SIGNATURE_FILE, ProvisioningError, nvflare, seal_context
-from consortium.cli.kits import Project, install_site_policies
 from consortium.fileio import SECRET_MODE, path_under, restrict_secrets
 from consortium.names import check_name
+from consortium.provisioning.distributed import bundle as ab
+from consortium.provisioning.distributed.approve import HE_SIGNATURE_FILE, ProvisioningError, nvflare, seal_context
+from consortium.provisioning.project import Project, install_site_policies
 
 
 def _signed_member(signed_zip: bytes, member: str, source: Path) -> bytes:

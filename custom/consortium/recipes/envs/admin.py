@@ -11,7 +11,7 @@ from nvflare.job_config.api import FedJob
 from nvflare.recipe.prod_env import ProdEnv
 from nvflare.recipe.spec import ExecEnv
 
-from consortium.cli.kits import Project
+from consortium.provisioning.project import Project
 from consortium.recipes.envs.checks import DEFAULT_PROJECT, checked_export, load_project
 from consortium.recipes.job import FolderJob
 
@@ -37,15 +37,14 @@ class ConsortiumPocEnv(ExecEnv):
         self._downloaded: dict[str, Path] = {}
 
     def state(self):
-        from consortium.cli import poc
-
+        from consortium.poc import lifecycle as poc
         state = poc.PocState.load(self.workspace.resolve() / poc.STATE_FILE)
         if state is None or not poc.running(state):
             raise poc.PocError(f"no running POC in {self.workspace}; start one with `consortium poc up`")
         return state
 
     def deploy(self, job: FedJob) -> str:
-        from consortium.cli.submit import submit_and_follow
+        from consortium.jobs.submit import submit_and_follow
 
         state = self.state()
         with tempfile.TemporaryDirectory(prefix="consortium-job-") as tmp:
@@ -59,7 +58,7 @@ class ConsortiumPocEnv(ExecEnv):
         return result.name
 
     def _session(self):
-        from consortium.cli.poc import admin_session
+        from consortium.poc.lifecycle import admin_session
 
         return admin_session(self.state())
 

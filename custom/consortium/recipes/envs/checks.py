@@ -10,9 +10,9 @@ from pathlib import Path
 
 from nvflare.job_config.api import FedJob
 
-from consortium.cli.job_check import AllowList, check_job
-from consortium.cli.kits import Project
-from consortium.cli.paths import default_path
+from consortium.defaults import default_path
+from consortium.jobs.validate import AllowList, check_job
+from consortium.provisioning.project import Project
 from consortium.recipes.job import FolderJob
 
 DEFAULT_PROJECT = default_path("provisioning/project.yml")

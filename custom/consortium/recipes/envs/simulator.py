@@ -11,8 +11,8 @@ from pathlib import Path
 from nvflare.job_config.api import FedJob
 from nvflare.recipe.sim_env import WORKSPACE_ROOT, SimEnv
 
-from consortium.cli.kits import Project, simulator_workspace_policies
-from consortium.cli.site_data import DEFAULT_PROFILES, prepare_imaging
+from consortium.poc.site_data import DEFAULT_PROFILES, prepare_imaging
+from consortium.provisioning.project import Project, simulator_workspace_policies
 from consortium.recipes.envs.checks import DEFAULT_PROJECT, checked_export, load_project
 
 SIMULATION_RESULT = Path("server") / "simulate_job"  # inside a simulator workspace
@@ -20,7 +20,7 @@ SIMULATION_RESULT = Path("server") / "simulate_job"  # inside a simulator worksp
 
 def uses_he(job: Path) -> bool:
     """Whether a job's sites encrypt their updates (then they need the consortium's CKKS keys)."""
-    return any("consortium.flare.he_site." in p.read_text() for p in job.glob("*/config/config_fed_client.json"))
+    return any("consortium.flare.he.site." in p.read_text() for p in job.glob("*/config/config_fed_client.json"))
 
 
 def uses_imaging(job: Path) -> bool:
@@ -31,7 +31,7 @@ def uses_imaging(job: Path) -> bool:
 def simulator_he_keys(folder: Path) -> Path:
     """A CKKS key pair for simulator runs (made once per folder): client and server contexts."""
     from consortium.crypto.ckks import make_context, public_copy
-    from consortium.flare.he_site import CLIENT_CONTEXT, SERVER_CONTEXT
+    from consortium.flare.he.site import CLIENT_CONTEXT, SERVER_CONTEXT
 
     if not (folder / CLIENT_CONTEXT).is_file():
         folder.mkdir(parents=True, exist_ok=True)
@@ -91,11 +91,11 @@ class ConsortiumSimEnv(SimEnv):
         if imaging and self.profiles is not None and self.profiles.is_file():  # the simulator wipes site workspaces
             data_root = workspace.parent / f"{workspace.name}_site_data"
             prepare_imaging(self.profiles, {c: data_root / c for c in self.clients})
-            from consortium.flare.segmentation_executor import SITE_DATA_ROOT_ENV
+            from consortium.flare.executors.segmentation import SITE_DATA_ROOT_ENV
 
             env[SITE_DATA_ROOT_ENV] = str(data_root)
         if he:  # the simulator has no startup kits: keys for this workspace, plain files
-            from consortium.flare.he_site import HE_KEYS_ENV
+            from consortium.flare.he.site import HE_KEYS_ENV
 
             env[HE_KEYS_ENV] = str(simulator_he_keys(workspace.parent / f"{workspace.name}_he_keys"))
         with _environ(env):
