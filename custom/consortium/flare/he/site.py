@@ -74,7 +74,7 @@ def _load_distributed_kit(startup: str, name: str):
     (:mod:`consortium.provisioning.distributed.approve`); NOT_SIGNED where the kit has no such file."""
     from nvflare.fuel.sec.security_content_service import SecurityContentManager
 
-    from consortium.provisioning.distributed.approve import HE_SIGNATURE_FILE
+    from consortium.protocol.files import HE_SIGNATURE_FILE
 
     return SecurityContentManager(startup, signature_filename=HE_SIGNATURE_FILE).load_content(name)
 

@@ -39,7 +39,7 @@ from consortium.provisioning.distributed import bundle as ab
 from consortium.provisioning.project import Project
 
 COMMANDS = ("site", "approve", "package")
-HE_SIGNATURE_FILE = "consortium_he_signature.json"  # in the kit's startup/
+
 KIT_BUILDERS = ("WorkspaceBuilder", "StaticFileBuilder", "CertBuilder")  # FLARE's, run by `nvflare package`
 
 

@@ -23,8 +23,9 @@ import yaml
 
 from consortium.fileio import SECRET_MODE, path_under, restrict_secrets
 from consortium.names import check_name
+from consortium.protocol.files import HE_SIGNATURE_FILE
 from consortium.provisioning.distributed import bundle as ab
-from consortium.provisioning.distributed.approve import HE_SIGNATURE_FILE, ProvisioningError, nvflare, seal_context
+from consortium.provisioning.distributed.approve import ProvisioningError, nvflare, seal_context
 from consortium.provisioning.project import Project, install_site_policies
 
 
