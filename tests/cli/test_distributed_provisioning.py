@@ -15,9 +15,10 @@ import pytest
 from cryptography import x509
 
 from consortium.cli.main import main
+from consortium.protocol.files import HE_SIGNATURE_FILE
 from consortium.provisioning.builders.he_keys import PUBLIC_STATE_FILE, STATE_FILE
 from consortium.provisioning.distributed import bundle as ab
-from consortium.provisioning.distributed.approve import HE_SIGNATURE_FILE, ProvisioningError, approve, request_site, seal_context
+from consortium.provisioning.distributed.approve import ProvisioningError, approve, request_site, seal_context
 from consortium.provisioning.distributed.package import package
 from consortium.provisioning.project import Project, provision
 
