@@ -44,7 +44,7 @@ from consortium.aggregation.weighting import FedAvgWeighting
 from consortium.data.heart_disease import CENTRES, load_centre
 from consortium.data.standardisation import Standardiser
 from consortium.learning.loop import get_weights, set_weights
-from consortium.learning.settings import LocalTrainingSettings
+from consortium.training_settings import LocalTrainingSettings
 from consortium.learning.tabular import LogisticRegression, evaluate, tabular_loader, train_local
 from consortium.privacy.accounting import GaussianSteps, epsilon_spent
 from consortium.privacy.dp_sgd import DPSGDConfig, train_dp_sgd

@@ -39,7 +39,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from consortium.data.heart_disease import CENTRES, load_centre
 from consortium.data.standardisation import local_moments, pooled_standardiser
 from consortium.learning.loop import TrainConfig
-from consortium.learning.settings import LocalTrainingSettings
+from consortium.training_settings import LocalTrainingSettings
 
 FOLDS = 5
 FOLD_SEED = 0

@@ -21,7 +21,7 @@ from consortium.data.imaging import DEFAULT_TEST_FRACTION, generate_site, load_p
 from consortium.learning.fednova import local_normaliser
 from consortium.learning.loop import get_weights, set_weights
 from consortium.learning.segmentation import SegmentationUNet, dice_scores, personalised_dice, predict, train_segmentation
-from consortium.learning.settings import LocalTrainingSettings
+from consortium.training_settings import LocalTrainingSettings
 from consortium.protocol.site_result import SiteResult
 
 PROFILES = REPO / "poc_workspace" / "scanner_profiles.json"

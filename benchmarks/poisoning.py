@@ -26,7 +26,7 @@ from consortium.aggregation.weighting import FedAvgWeighting
 from consortium.data.heart_disease import load_centre
 from consortium.data.standardisation import local_moments, pooled_standardiser
 from consortium.learning.loop import TrainConfig, get_weights, set_weights
-from consortium.learning.settings import LocalTrainingSettings
+from consortium.training_settings import LocalTrainingSettings
 from consortium.learning.tabular import LogisticRegression, evaluate, train_local
 from consortium.protocol.site_result import SiteResult
 

@@ -12,7 +12,8 @@ from nvflare.private.fed.app.fl_conf import create_privacy_manager
 from conftest import PROJECT_FILE
 from consortium.flare.audit.site import SITE_AUDIT_ID, SiteAuditTrail
 from consortium.provisioning.privacy_scopes import AUDIT_COMPONENT, install_site_privacy, simulator_privacy_policy, site_privacy_policy
-from consortium.provisioning.project import ConfigurationError, read_json, simulator_workspace_policies
+from consortium.provisioning.project import ConfigurationError, read_json
+from consortium.provisioning.provision import simulator_workspace_policies
 
 TEMPLATE = PROJECT_FILE.parent / "site_policies" / "privacy.json"
 

@@ -18,7 +18,8 @@ import yaml
 from consortium.cli.main import main
 from consortium.fileio import is_secret
 from consortium.provisioning.distributed import approve as distributed
-from consortium.provisioning.project import ConfigurationError, Project, provision
+from consortium.provisioning.project import ConfigurationError, Project
+from consortium.provisioning.provision import provision
 
 
 def _tree(root: Path) -> set[str]:
@@ -141,7 +142,7 @@ def test_without_the_umask_and_the_mode_fix_flares_cert_json_is_readable_by_ever
                                                                                        monkeypatch):
     import contextlib
 
-    from consortium.provisioning import project as kits
+    from consortium.provisioning import provision as kits
     monkeypatch.setattr(kits, "owner_only", contextlib.nullcontext)
     monkeypatch.setattr(kits, "restrict_secrets", lambda root: [])
     ws = tmp_path / "ws"

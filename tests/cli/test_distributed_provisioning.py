@@ -20,7 +20,8 @@ from consortium.provisioning.builders.he_keys import PUBLIC_STATE_FILE, STATE_FI
 from consortium.provisioning.distributed import bundle as ab
 from consortium.provisioning.distributed.approve import ProvisioningError, approve, request_site, seal_context
 from consortium.provisioning.distributed.package import package
-from consortium.provisioning.project import Project, provision
+from consortium.provisioning.project import Project
+from consortium.provisioning.provision import provision
 
 SITE, ORG = "basel", "university_hospital_basel"
 

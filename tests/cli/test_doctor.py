@@ -17,7 +17,8 @@ import pytest
 
 from consortium.admin.doctor import certificates, diagnose
 from consortium.cli.main import DEFAULT_PROJECT
-from consortium.provisioning.project import Project, provision
+from consortium.provisioning.project import Project
+from consortium.provisioning.provision import provision
 
 
 @pytest.fixture(scope="module")

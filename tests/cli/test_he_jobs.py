@@ -10,7 +10,8 @@ import tenseal as ts
 from conftest import JOBS, PROJECT_FILE
 from consortium.cli.he_jobs import HE_JOBS, he_configs, write_he_job
 from consortium.crypto.ckks import key_id_of
-from consortium.provisioning.project import Project, provision
+from consortium.provisioning.project import Project
+from consortium.provisioning.provision import provision
 
 
 @pytest.mark.parametrize("name", HE_JOBS)

@@ -147,7 +147,7 @@ def test_a_deploy_map_whose_sites_are_not_a_list_is_refused(job):
 
 
 def test_a_file_over_the_size_limit_is_refused_naming_it(job):
-    from consortium.jobs.content import MAX_MODEL_BYTES
+    from consortium.job_content import MAX_MODEL_BYTES
 
     big = job / "app" / "config" / "weights.bin"
     with big.open("wb") as f:

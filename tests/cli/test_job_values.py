@@ -19,9 +19,9 @@ import pytest
 from conftest import JOBS
 from consortium.jobs.specs import SPECS
 from consortium.jobs.values import check_config_values
-from consortium.learning.settings import MAX_ROUNDS, LocalTrainingSettings
 from consortium.privacy.policy import UpdatePrivacyPolicy
 from consortium.provisioning.project import ConfigurationError
+from consortium.training_settings import MAX_ROUNDS, LocalTrainingSettings
 
 SITES = ["cleveland", "hungary", "switzerland", "va-long-beach"]
 CONFIGS = sorted(JOBS.glob("*/app*/config/config_fed_*.json"))

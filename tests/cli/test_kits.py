@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from consortium.provisioning.project import ConfigurationError, Project, provision
+from consortium.provisioning.project import ConfigurationError, Project
+from consortium.provisioning.provision import provision
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +76,7 @@ SERVER_AUDIT = "startup/consortium_audit__p_resources.json"
 def test_each_kit_holds_the_policies_as_the_templates_define_them(kits):
     from consortium.provisioning.builders.site_policies import SERVER_AUDIT_COMPONENT
     from consortium.provisioning.privacy_scopes import site_privacy_policy
-    from consortium.provisioning.project import class_allow_list
+    from consortium.provisioning.provision import class_allow_list
 
     prod, project = kits
     policies = project.policies_dir
@@ -93,7 +94,7 @@ def test_each_kit_holds_the_policies_as_the_templates_define_them(kits):
 
 
 def test_flare_signs_every_policy_file_in_startup_and_local(kits):
-    from consortium.provisioning.builders.site_policies import policy_signature_problems
+    from consortium.flare.kit_policies import policy_signature_problems
 
     prod, project = kits
     for site in ["server", *project.clients]:
@@ -104,7 +105,7 @@ def test_flare_signs_every_policy_file_in_startup_and_local(kits):
 
 
 def test_a_policy_edited_after_provisioning_is_named(kits, tmp_path):
-    from consortium.provisioning.builders.site_policies import policy_signature_problems
+    from consortium.flare.kit_policies import policy_signature_problems
 
     prod, _ = kits
     kit = shutil.copytree(prod / "cleveland", tmp_path / "cleveland")
@@ -131,7 +132,7 @@ def test_flares_start_check_refuses_an_edited_server_audit_declaration(kits, tmp
 
 
 def test_install_site_policies_leaves_a_provisioned_kit_unchanged(kits):
-    from consortium.provisioning.project import install_site_policies
+    from consortium.provisioning.provision import install_site_policies
 
     prod, project = kits
     before = {p: p.read_bytes() for p in prod.rglob("*") if p.is_file()}
@@ -140,7 +141,7 @@ def test_install_site_policies_leaves_a_provisioned_kit_unchanged(kits):
 
 
 def test_install_site_policies_refuses_to_rewrite_a_signed_policy(kits, tmp_path):
-    from consortium.provisioning.project import install_site_policies
+    from consortium.provisioning.provision import install_site_policies
 
     prod, project = kits
     copy = shutil.copytree(prod, tmp_path / "prod_00")
@@ -149,7 +150,7 @@ def test_install_site_policies_refuses_to_rewrite_a_signed_policy(kits, tmp_path
 
 
 def test_an_unsigned_kit_gets_the_policies_from_install_site_policies(kits, tmp_path):
-    from consortium.provisioning.project import install_site_policies
+    from consortium.provisioning.provision import install_site_policies
 
     prod, project = kits
     copy = shutil.copytree(prod, tmp_path / "prod_00")

@@ -20,7 +20,8 @@ from nvflare.private.privacy_manager import PrivacyService, Scope
 from conftest import PROJECT_FILE
 from consortium.privacy.declaration import declared
 from consortium.provisioning.privacy_scopes import site_privacy_policy
-from consortium.provisioning.project import ConfigurationError, Project, provision, read_json
+from consortium.provisioning.project import ConfigurationError, Project, read_json
+from consortium.provisioning.provision import provision
 
 TEMPLATE = PROJECT_FILE.parent / "site_policies" / "privacy.json"
 

@@ -311,7 +311,7 @@ def server_peers(server: Host) -> set[str]:
 def consortium(project, tmp_path_factory):
     """Production kits (``provision(poc=False)``), the server and the four hospitals started in
     their own namespaces; ready when the server has a connection from every site's address."""
-    from consortium.provisioning.project import provision
+    from consortium.provisioning.provision import provision
 
     why = preconditions()
     if why:

@@ -120,7 +120,7 @@ def test_a_job_carrying_custom_code_is_refused_at_deployment_and_recorded(poc_co
 def heads_declared(poc_consortium):
     """The server kit declares the trail heads component (consortium.flare.audit.server_heads) in
     ``startup/``, where the kit builder wrote it before FLARE signed the kit."""
-    from consortium.flare.audit.server_heads import DECLARATION
+    from consortium.flare.kit_policies import DECLARATION
 
     for name in DECLARATION:
         assert (server_ws(poc_consortium) / "startup" / name).is_file(), name

@@ -25,7 +25,8 @@ from consortium.audit.verify import verify_trail
 from consortium.flare.aggregators.round import REFUSAL_HEADER
 from consortium.flare.audit import server_heads
 from consortium.flare.audit.server import PatchGuardError
-from consortium.flare.audit.server_heads import DECLARATION, HEADS_COMPONENT, ServerTrailHeads
+from consortium.flare.audit.server_heads import ServerTrailHeads
+from consortium.flare.kit_policies import DECLARATION, HEADS_COMPONENT
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "audit"))
 from audit_kits import RootCA  # noqa: E402

@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from conftest import free_port
-from consortium.provisioning.project import provision
+from consortium.provisioning.provision import provision
 
 SERVER_TRAIN = "nvflare.private.fed.app.server.server_train"
 
@@ -67,7 +67,7 @@ def test_flare_refuses_to_start_with_an_edited_audit_declaration(server_kit, tmp
 
 def test_a_deleted_audit_declaration_is_named_by_the_kit_check(server_kit, tmp_path):
     # FLARE checks the startup files that are there, not the signed ones that were deleted
-    from consortium.provisioning.builders.site_policies import policy_signature_problems
+    from consortium.flare.kit_policies import policy_signature_problems
 
     kit = shutil.copytree(server_kit, tmp_path / "server")
     (kit / "startup" / "consortium_audit__p_resources.json").unlink()

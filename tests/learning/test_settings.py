@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from consortium.learning.settings import LocalTrainingSettings
+from consortium.training_settings import LocalTrainingSettings
 
 
 def test_each_site_gets_its_own_epochs_and_the_rest_the_default():

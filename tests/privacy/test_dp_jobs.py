@@ -11,7 +11,7 @@ import pytest
 
 from conftest import JOBS
 from consortium.jobs.validate import resolve_class
-from consortium.learning.settings import LocalTrainingSettings
+from consortium.training_settings import LocalTrainingSettings
 
 DP_FILTER = "consortium.flare.filters.dp.GaussianUpdatePrivacy"
 DP_JOBS = sorted(p.parent.name for p in JOBS.glob("*/meta.json") if json.loads(p.read_text()).get("scope") == "dp")

@@ -12,10 +12,10 @@ from torch import nn
 
 from consortium.learning.loop import TrainConfig, get_weights
 from consortium.learning.segmentation import SegmentationUNet
-from consortium.learning.settings import LocalTrainingSettings
 from consortium.learning.tabular import MLP, LogisticRegression, tabular_loader
 from consortium.privacy.accounting import GaussianSteps, epsilon_spent
 from consortium.privacy.dp_sgd import DPSGDConfig, train_dp_sgd
+from consortium.training_settings import LocalTrainingSettings
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Job apps carry configuration only: the pure rule (consortium.jobs.content) and FLARE's
+"""Job apps carry configuration only: the pure rule (consortium.job_content) and FLARE's
 app_validator adapter built from it, with the site's own allow-list."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 
 from conftest import JOBS
 from consortium.flare.job_content import JobContentValidator
-from consortium.jobs.content import MAX_CONFIG_BYTES, MAX_MODEL_BYTES, JobContentRefused, check_app_content
+from consortium.job_content import MAX_CONFIG_BYTES, MAX_MODEL_BYTES, JobContentRefused, check_app_content
 
 
 @pytest.fixture

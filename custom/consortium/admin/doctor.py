@@ -231,7 +231,7 @@ def _policies(folder: Path, kind: str) -> Finding:
     checks only the startup files present: an edited server policy stops our server audit at start,
     and a deleted audit declaration goes unnoticed by FLARE, so the server fails here. A site's
     ``local/`` is its own to change: a site's difference is reported, and the checks go on."""
-    from consortium.provisioning.builders.site_policies import policy_signature_problems
+    from consortium.flare.kit_policies import policy_signature_problems
 
     if not (Path(folder) / "local" / "signature.json").is_file():
         return Finding("policies", True, "not signed (a kit packaged from a request: its HE keys carry their own "

@@ -333,7 +333,8 @@ def run(args) -> int:
     elif args.command == "jobs":
         export_jobs(args.out, args.names)
     elif args.command == "provision":
-        from consortium.provisioning.project import default_server_storage, provision
+        from consortium.provisioning.project import default_server_storage
+        from consortium.provisioning.provision import provision
 
         project = Project.load(args.project)
         storage = args.server_storage or default_server_storage(project)

@@ -1,5 +1,5 @@
 """FLARE's ``app_validator`` at the server and every site: a thin adapter over
-:func:`consortium.jobs.content.check_app_content`.
+:func:`consortium.job_content.check_app_content`.
 
 Declared by the policies builder in every kit's ``startup/fed_server.json`` and
 ``startup/fed_client.json`` (signed with them). FLARE calls :meth:`validate` on each app it
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from nvflare.apis.app_validation import AppValidator
 
-from consortium.jobs.content import JobContentRefused, check_app_content
+from consortium.job_content import JobContentRefused, check_app_content
 
 
 def site_allow_list(workspace: Path) -> tuple[list[str], Path]:

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import NoReturn
 
-from consortium.learning.settings import is_integer, is_number
 from consortium.provisioning.project import ConfigurationError
+from consortium.training_settings import is_integer, is_number
 
 Check = Callable[[object, str, "Context"], None]
 SHA256 = re.compile(r"[0-9a-f]{64}")

@@ -3,16 +3,16 @@ arguments): each argument with its type and range, by class path.
 
 Where a component is built from a typed config, its specs come from that config's fields, so they
 cannot drift: the executors' training arguments are
-:class:`~consortium.learning.settings.LocalTrainingSettings`' fields with its own rules
-(:data:`~consortium.learning.settings.SCALAR_RULES`), ``dp_sgd`` is
+:class:`~consortium.training_settings.LocalTrainingSettings`' fields with its own rules
+(:data:`~consortium.training_settings.SCALAR_RULES`), ``dp_sgd`` is
 :class:`~consortium.privacy.dp_sgd.DPSGDConfig`, the DP filter
 :class:`~consortium.privacy.policy.UpdatePrivacyPolicy`, the aggregator
 :class:`~consortium.flare.aggregators.round.AggregatorConfig`; building a spec fails when a field
 has no rule. ``tests/cli/test_job_values.py`` checks every spec against its class's constructor.
 
-Bounds: rounds at most :data:`~consortium.learning.settings.MAX_ROUNDS` (the recipes' JobConfig
+Bounds: rounds at most :data:`~consortium.training_settings.MAX_ROUNDS` (the recipes' JobConfig
 has the same bound); seconds at most :data:`MAX_SECONDS`; polling periods at most
-:data:`MAX_POLL_S`; epsilons at most :data:`~consortium.learning.settings.MAX_EPSILON`.
+:data:`MAX_POLL_S`; epsilons at most :data:`~consortium.training_settings.MAX_EPSILON`.
 Arguments that would let a job defeat a site's protection are refused outright: a fixed DP
 ``noise_seed`` (predictable noise), a persistor checkpoint read from the server's file system or
 un-pickled whole (``source_ckpt_file_full_name``, ``load_weights_only``), a DP ledger outside the
@@ -51,7 +51,11 @@ from consortium.jobs.rules import (
     text,
     typed,
 )
-from consortium.learning.settings import (
+from consortium.privacy.accounting import ACCOUNTANTS
+from consortium.privacy.dp_sgd import DPSGDConfig
+from consortium.privacy.gaussian import ADJACENCIES
+from consortium.privacy.policy import UpdatePrivacyPolicy
+from consortium.training_settings import (
     DP_SGD_TYPES,
     EPOCHS_RULE,
     MAX_EPOCHS,
@@ -61,10 +65,6 @@ from consortium.learning.settings import (
     LocalTrainingSettings,
     is_number,
 )
-from consortium.privacy.accounting import ACCOUNTANTS
-from consortium.privacy.dp_sgd import DPSGDConfig
-from consortium.privacy.gaussian import ADJACENCIES
-from consortium.privacy.policy import UpdatePrivacyPolicy
 
 MAX_SECONDS = 7 * 24 * 3600  # a timeout or wait of more than a week is a typo
 MAX_POLL_S = 60.0  # polling periods (FLARE's defaults are 0.5 to 2 s)

@@ -4,7 +4,7 @@ at deployment, and more:
 * ``meta.json``: its ``deploy_map`` names apps by plain names (a folder of the job: ``../x`` is
   refused before anything is read) and sites of the consortium (``server``, ``@ALL`` or a site);
 * no file over its size limit, and every app holds configuration only
-  (:func:`consortium.jobs.content.check_app_content`, the sites' own check);
+  (:func:`consortium.job_content.check_app_content`, the sites' own check);
 * every class path (``path``, nested ``{"path", "args"}``, ``model_path``) on the allow-list
   (membership, nothing imported), then each config's values typed and in range
   (:func:`consortium.jobs.values.check_config_values`), then every class path through the one
@@ -28,9 +28,10 @@ from consortium.allowlist import (
     path_arguments,
     resolve_component,
 )
-from consortium.jobs.content import MAX_CONFIG_BYTES, MAX_MODEL_BYTES, JobContentRefused, app_files, check_app_content
+from consortium.job_content import MAX_CONFIG_BYTES, MAX_MODEL_BYTES, JobContentRefused, app_files, check_app_content
 from consortium.names import name_problem
-from consortium.provisioning.project import ConfigurationError, Project, class_allow_list, read_json
+from consortium.provisioning.project import ConfigurationError, Project, read_json
+from consortium.provisioning.provision import class_allow_list
 
 SERVER_CONFIG = "config_fed_server.json"
 CLIENT_CONFIG = "config_fed_client.json"

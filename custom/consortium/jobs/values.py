@@ -8,7 +8,7 @@ a component is ``{"id", "path", "args"}`` (``args`` an object), an executor entr
 does not take is refused (FLARE would pass it to the constructor and the site would die late),
 each value must have the spec's type and lie in its range, references name a component of the
 same file, site names are sites of the consortium. The typed configs the components build
-(:class:`~consortium.learning.settings.LocalTrainingSettings`,
+(:class:`~consortium.training_settings.LocalTrainingSettings`,
 :class:`~consortium.privacy.policy.UpdatePrivacyPolicy`,
 :class:`~consortium.flare.aggregators.round.AggregatorConfig`) then check how the values combine.
 

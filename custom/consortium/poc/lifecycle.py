@@ -36,7 +36,8 @@ from consortium.poc.state import (  # noqa: F401 - part of this module's interfa
     stop_processes,
     terminate,
 )
-from consortium.provisioning.project import Project, provision
+from consortium.provisioning.project import Project
+from consortium.provisioning.provision import provision
 
 MARKER_FILE = ".consortium-poc-workspace"  # written by `up`: only such a folder is ever deleted
 READY_TIMEOUT_S = 180.0

@@ -3,7 +3,7 @@ consortium without touching any existing kit.
 
 The consortium as provisioned (``<WS>/project.yml`` and ``<WS>/<project>/state/``: root CA, every
 certificate, the CKKS keys) is provisioned again, with the new site, into a scratch folder seeded
-with a copy of that state, by the same :func:`~consortium.provisioning.project.provision` (same builders, site
+with a copy of that state, by the same :func:`~consortium.provisioning.provision.provision` (same builders, site
 policies, HE contexts, signatures). Only the new site's kit is taken from it, into the
 consortium's kit folder; the state's ``cert.json`` gains the new certificate (so a later
 re-provisioning keeps it) and ``<WS>/project.yml`` the new participant, from which ``consortium
@@ -30,7 +30,8 @@ import yaml
 from consortium.defaults import default_path
 from consortium.fileio import atomic_write, path_under, restrict_secrets
 from consortium.names import check_name
-from consortium.provisioning.project import ConfigurationError, Project, provision
+from consortium.provisioning.project import ConfigurationError, Project
+from consortium.provisioning.provision import provision
 
 COMMANDS = ("add-site",)
 JOIN_TIMEOUT_S = 60.0

@@ -4,7 +4,7 @@ exported or run. The family configurations (:class:`~consortium.recipes.heart.He
 :class:`~consortium.recipes.imaging.ImagingConfig`) add their own fields and defaults.
 
 The fields map one to one onto the job's JSON: the local-training fields onto the executor's
-``args`` (checked by :class:`~consortium.learning.settings.LocalTrainingSettings`), ``dp_sgd`` onto
+``args`` (checked by :class:`~consortium.training_settings.LocalTrainingSettings`), ``dp_sgd`` onto
 its ``dp_sgd`` (:class:`~consortium.privacy.dp_sgd.DPSGDConfig`), ``update_privacy`` onto the
 args of the job's :class:`~consortium.flare.filters.dp.GaussianUpdatePrivacy` filter
 (:class:`~consortium.privacy.policy.UpdatePrivacyPolicy`).
@@ -17,8 +17,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
-from consortium.learning.settings import MAX_ROUNDS, LocalTrainingSettings
 from consortium.privacy.policy import UpdatePrivacyPolicy
+from consortium.training_settings import MAX_ROUNDS, LocalTrainingSettings
 
 ALGORITHMS = ("fedavg", "fedprox", "fednova")
 JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # FLARE's job-name grammar
@@ -67,7 +67,7 @@ class JobConfig:
     algorithm: "fedavg" (weights n_k), "fedprox" (FedAvg's server, the sites add
         (mu/2)·||w - w_global||² to their loss: needs ``fedprox_mu`` > 0) or "fednova" (weights
         n_k / a_k, then tau_eff; pairs with ``site_epochs``).
-    rounds: ScatterAndGather rounds, at most :data:`~consortium.learning.settings.MAX_ROUNDS`.
+    rounds: ScatterAndGather rounds, at most :data:`~consortium.training_settings.MAX_ROUNDS`.
     min_clients: sites the job needs to start and accepted results a round needs.
     epochs, site_epochs, lr, batch_size, momentum, fedprox_mu, seed: the sites' local training.
     tau_eff: FedNova's effective steps, "normalisers" (the paper) or "steps".

@@ -239,7 +239,7 @@ def _check_own_policies(workspace: Path) -> bool:
     (FLARE checks startup/ only); False for an unsigned kit (FLARE signs only HE and CC kits)."""
     if not (workspace / "startup" / "signature.json").is_file():
         return False
-    from consortium.provisioning.builders.site_policies import policy_signature_problems
+    from consortium.flare.kit_policies import policy_signature_problems
 
     problems = policy_signature_problems(workspace)
     if problems:

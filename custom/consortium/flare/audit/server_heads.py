@@ -12,7 +12,7 @@ carries the server trail's head to the site.
 * ``AFTER_TASK_DATA_FILTER``: the header :data:`~consortium.audit.anchors.SERVER_HEAD_HEADER` of
   the task data holds the server trail's head; the site keeps it in its ``task_received`` line.
 
-Where it is declared: :data:`DECLARATION`, a ``startup/*__j_resources.json`` of the server kit
+Where it is declared: :data:`consortium.flare.kit_policies.DECLARATION`, a ``startup/*__j_resources.json`` of the server kit
 (signed with the kit). FLARE builds the components of ``*__j_resources.json`` in the job process
 only (nvflare 2.9.0 ``Workspace.get_config_files_for_startup``) but never registers them as the
 run's event handlers: there they only see ``BEFORE_BUILD_COMPONENT``. So the component, when
@@ -46,10 +46,6 @@ PINNED_SOURCES = {  # dotted name -> SHA-256 of inspect.getsource(), nvflare 2.9
     "nvflare.private.fed.server.fed_server.FederatedServer.start_run":
         "77c4a97cf8c8e5ab2a6f37f5ab8fccbaced52e5f86472c6db2f59fa4a2d7dd2c",
 }
-HEADS_FILE = "consortium_heads__j_resources.json"
-HEADS_COMPONENT = {"id": "consortium_trail_heads", "path": "consortium.flare.audit.server_heads.ServerTrailHeads",
-                   "args": {"folder": "audit"}}
-DECLARATION = {HEADS_FILE: {"components": [HEADS_COMPONENT]}}  # file in the server kit's startup/ -> content
 
 _ORIGINAL = FederatedServer.create_run_manager
 _handlers: list[FLComponent] = []

@@ -43,8 +43,8 @@ from consortium.learning.segmentation import (
     train_segmentation,
     training_loader,
 )
-from consortium.learning.settings import LocalTrainingSettings
 from consortium.protocol.site_result import Task
+from consortium.training_settings import LocalTrainingSettings
 
 SITE_DATA_ROOT_ENV = "CONSORTIUM_SITE_DATA_ROOT"
 TRAINING_DEFAULTS = {"lr": 0.1, "momentum": 0.9}
@@ -73,7 +73,7 @@ class SegmentationExecutor(SiteExecutor):
         log_writer_id: component id of a FLARE LogWriter (e.g. TBWriter); None to not track.
         personalise_epochs: epochs of local fine-tuning of the global model when it is validated
             here (its personalised Dice joins the metrics); 0 for none. Refused with ``dp_sgd``.
-        **training: :class:`~consortium.learning.settings.LocalTrainingSettings`; here lr defaults
+        **training: :class:`~consortium.training_settings.LocalTrainingSettings`; here lr defaults
             to 0.1 and momentum to 0.9.
         """
         if not 0 < test_fraction < 1:

@@ -1,5 +1,5 @@
 """What every consortium training executor shares: task dispatch, local training settings
-(:class:`~consortium.learning.settings.LocalTrainingSettings`: per-site epochs, FedProx, seeds) and
+(:class:`~consortium.training_settings.LocalTrainingSettings`: per-site epochs, FedProx, seeds) and
 the result contract.
 
 A training result is the update ``w_local - w_global`` (WEIGHT_DIFF) with a
@@ -28,11 +28,11 @@ from nvflare.app_common.app_constant import AppConstants
 from consortium.flare.result_io import result_shareable
 from consortium.learning.fednova import local_normaliser
 from consortium.learning.loop import TrainConfig, get_weights, set_weights
-from consortium.learning.settings import LocalTrainingSettings
 from consortium.privacy.declaration import MODEL_OF_KEY, declare
 from consortium.privacy.dp_sgd import MECHANISM as DP_SGD
 from consortium.privacy.dp_sgd import train_dp_sgd
 from consortium.protocol.site_result import REFUSAL_HEADER, SiteResult, Task
+from consortium.training_settings import LocalTrainingSettings
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ from consortium.data.heart_disease import SiteSplit, load_centre
 from consortium.data.standardisation import Standardiser, local_moments
 from consortium.flare.executors.site import Score, SiteExecutor
 from consortium.learning.loop import TrainConfig
-from consortium.learning.settings import LocalTrainingSettings
 from consortium.learning.tabular import evaluate, tabular_loader, train_local
 from consortium.protocol.site_result import Task
+from consortium.training_settings import LocalTrainingSettings
 
 
 class TabularExecutor(SiteExecutor):
@@ -46,7 +46,7 @@ class TabularExecutor(SiteExecutor):
         standardisation: a public ``{"mean": [...], "std": [...]}`` (e.g. clinical reference
             ranges, not computed from any site's data) used instead of the federated one, for jobs
             under a DP policy, where the feature moments may not leave the site.
-        **training: :class:`~consortium.learning.settings.LocalTrainingSettings` (epochs,
+        **training: :class:`~consortium.training_settings.LocalTrainingSettings` (epochs,
             site_epochs, lr, batch_size, momentum, fedprox_mu, seed, dp_sgd).
         """
         model = build_model(model_path, model_args or {}, where="executor args.model_path")

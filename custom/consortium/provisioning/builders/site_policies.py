@@ -1,7 +1,7 @@
 """Provisioning builder: every kit's site policies, written before FLARE's signature builder.
 
 What a kit gets (one definition, :meth:`SitePolicies.files_for`, also used by
-:func:`consortium.provisioning.project.install_site_policies` for kits made elsewhere):
+:func:`consortium.provisioning.provision.install_site_policies` for kits made elsewhere):
 
 * ``local/resources.json``: FLARE's ``resources.json.default`` with the consortium's closed class
   allow-list: :data:`consortium.allowlist.DEFAULT_ALLOW_LIST` (exact classes, generated from the
@@ -24,7 +24,7 @@ signed with the root CA key, and everything this builder writes is covered. At s
 mode, FLARE verifies ``startup/`` only (``fed_utils._check_secure_content``: fed_*.json, the
 certificates, and every ``*__resources.json`` / ``*__p_resources.json`` in ``startup/``): a
 tampered or unsigned server audit declaration stops the server. ``local/signature.json`` is
-checked by nobody in FLARE at run time; :func:`policy_signature_problems` checks our policy files
+checked by nobody in FLARE at run time; :func:`consortium.flare.kit_policies.policy_signature_problems` checks our policy files
 against it (the server audit component runs it at server start; ``consortium`` can run it on any kit).
 Admin kits are not HE kits and are not signed.
 """
@@ -39,13 +39,11 @@ from pathlib import Path
 from nvflare.lighter.spec import Builder
 
 from consortium.allowlist import DEFAULT_ALLOW_LIST, DEFAULT_ALLOWED, entry_problem
+from consortium.flare.kit_policies import DECLARATION, SERVER_AUDIT_FILE
 from consortium.provisioning.project import ConfigurationError, read_json
 
-SIGNATURE_FILE = "signature.json"  # nvflare.lighter.constants.ProvFileName.SIGNATURE_JSON
-SERVER_AUDIT_FILE = "consortium_audit__p_resources.json"
 SERVER_AUDIT_COMPONENT = {"id": "consortium_server_audit", "path": "consortium.flare.audit.server.ServerAuditTrail",
                           "args": {"folder": "audit"}}
-LOCAL_POLICY_FILES = ("resources.json", "authorization.json", "privacy.json")
 APP_VALIDATOR = {"path": "consortium.flare.job_content.JobContentValidator", "args": {}}
 
 
@@ -112,8 +110,6 @@ class SitePolicies:
         files[f"startup/{fed}"] = _with_app_validator(startup / fed)
         if is_server:
             files[f"startup/{SERVER_AUDIT_FILE}"] = _json_bytes({"components": [SERVER_AUDIT_COMPONENT]})
-            from consortium.flare.audit.server_heads import DECLARATION  # nvflare's server: only where a server kit is made
-
             for name, content in DECLARATION.items():  # the job process's keeper of the sites' trail heads
                 files[f"startup/{name}"] = _json_bytes(content)
         else:
@@ -171,46 +167,3 @@ class SitePoliciesBuilder(Builder):
             root = Path(ctx.get_ws_dir(p))
             for rel, data in files.items():
                 (root / rel).write_bytes(data)
-
-
-def policy_signature_problems(kit: Path) -> list[str]:
-    """Each policy file of ``kit`` that its folder's ``signature.json`` does not vouch for, checked
-    against ``startup/rootCA.pem``, and a server kit's missing audit declaration; empty when all
-    are there, signed and unchanged. A kit without ``local/signature.json`` (not an HE kit) gives
-    one problem saying so."""
-    from nvflare.lighter.utils import load_crt, verify_content
-
-    kit = Path(kit)
-    local = kit / "local"
-    sig_file = local / SIGNATURE_FILE
-    if not sig_file.is_file():
-        return [f"{sig_file}: missing: the kit's local policies are not signed"]
-    try:
-        signatures = json.loads(sig_file.read_text())
-        key = load_crt(os.fspath(kit / "startup" / "rootCA.pem")).public_key()
-    except (OSError, ValueError) as e:
-        return [f"{sig_file}: cannot be read with {kit / 'startup' / 'rootCA.pem'}: {e}"]
-    problems = []
-    is_server = (kit / "startup" / "fed_server.json").is_file()
-    audit_decl = kit / "startup" / SERVER_AUDIT_FILE
-    if is_server and not audit_decl.is_file():  # FLARE checks the startup files present, not the ones deleted
-        problems.append(f"{audit_decl}: missing: the server would run without its audit component")
-    from consortium.flare.audit.server_heads import DECLARATION
-
-    for name in DECLARATION if is_server else ():
-        if not (kit / "startup" / name).is_file():
-            problems.append(f"{kit / 'startup' / name}: missing: the server's jobs would not keep the sites' trail heads")
-    for name in LOCAL_POLICY_FILES:
-        path = local / name
-        if not path.is_file():
-            if name == "privacy.json" and is_server:
-                continue  # the server has no privacy.json
-            problems.append(f"{path}: missing")
-        elif name not in signatures:
-            problems.append(f"{path}: not signed (not listed in {sig_file})")
-        else:
-            try:
-                verify_content(path.read_bytes(), signatures[name], key)
-            except Exception:  # cryptography's InvalidSignature, or a signature that is not base64
-                problems.append(f"{path}: changed since it was signed (signature in {sig_file} does not match)")
-    return problems

@@ -12,7 +12,7 @@ bundles the site policy templates and, where the consortium uses HE, its CKKS co
 secret one sealed to the site's new certificate (:mod:`consortium.provisioning.distributed.bundle`).
 ``package`` checks the root CA against the fingerprint the admin gave out of band, the bundle's
 signature and hashes, lets FLARE build the kit, then installs the site policies
-(:func:`~consortium.provisioning.project.install_site_policies`) and the HE contexts with the root CA's
+(:func:`~consortium.provisioning.provision.install_site_policies`) and the HE contexts with the root CA's
 signatures of them in ``startup/consortium_he_signature.json`` (FLARE's signature.json format:
 a distributed kit has no ``signature.json``, which would have to sign the site's private key).
 FLARE runs as a subprocess (its command handlers exit the process on error).

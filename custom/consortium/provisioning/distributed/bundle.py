@@ -2,7 +2,7 @@
 
 FLARE's ``nvflare cert approve`` returns ``NAME.signed.zip`` (certificate, root CA, signed
 metadata; FLARE refuses any other member in it). A consortium kit needs more: the site policy
-templates with the consortium's project.yml (to run :func:`~consortium.provisioning.project.install_site_policies`
+templates with the consortium's project.yml (to run :func:`~consortium.provisioning.provision.install_site_policies`
 at the hospital) and, where the consortium uses HE, its CKKS contexts. ``consortium approve``
 therefore writes ``NAME.approved.zip``::
 

@@ -26,7 +26,8 @@ from consortium.names import check_name
 from consortium.protocol.files import HE_SIGNATURE_FILE
 from consortium.provisioning.distributed import bundle as ab
 from consortium.provisioning.distributed.approve import ProvisioningError, nvflare, seal_context
-from consortium.provisioning.project import Project, install_site_policies
+from consortium.provisioning.project import Project
+from consortium.provisioning.provision import install_site_policies
 
 
 def _signed_member(signed_zip: bytes, member: str, source: Path) -> bytes:

@@ -12,7 +12,8 @@ from nvflare.job_config.api import FedJob
 from nvflare.recipe.sim_env import WORKSPACE_ROOT, SimEnv
 
 from consortium.poc.site_data import DEFAULT_PROFILES, prepare_imaging
-from consortium.provisioning.project import Project, simulator_workspace_policies
+from consortium.provisioning.project import Project
+from consortium.provisioning.provision import simulator_workspace_policies
 from consortium.recipes.envs.checks import DEFAULT_PROJECT, checked_export, load_project
 
 SIMULATION_RESULT = Path("server") / "simulate_job"  # inside a simulator workspace
