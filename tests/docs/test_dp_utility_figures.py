@@ -1,4 +1,4 @@
-"""The DP figures quoted in README.md ("Differential privacy: utility against ε") are those of the
+"""The DP figures quoted in the data scientist's guide ("Differential privacy: utility against ε") are those of the
 results file that benchmarks/dp_utility.py writes (benchmarks/results/dp_utility.md)."""
 
 from __future__ import annotations
@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from docs_text import README, guide
+from docs_text import section as guide_section
 
 from conftest import REPO
 
@@ -29,10 +31,8 @@ def results() -> str:
 
 @pytest.fixture(scope="module")
 def section() -> str:
-    """The README's DP utility section, up to the next heading."""
-    text = (REPO / "README.md").read_text()
-    assert text.count(HEADING) == 1
-    return re.split(r"\n#{1,3} ", text.split(HEADING, 1)[1], maxsplit=1)[0]
+    """The guide's DP utility section, up to the next heading."""
+    return guide_section(guide("data-scientist"), HEADING)
 
 
 def measured(results: str) -> dict[tuple[str, str], str]:
@@ -46,7 +46,7 @@ def measured(results: str) -> dict[tuple[str, str], str]:
     return out
 
 
-def test_the_readme_table_is_the_results_table(results, section):
+def test_the_guide_table_is_the_results_table(results, section):
     table = measured(results)
     lines = [line for line in section.splitlines() if line.startswith("|")]
     epsilons = cells(lines[0])[1:]
@@ -69,7 +69,7 @@ def test_the_goal_verdict_and_gaps_are_the_results_file(results, section):
         in flat(section)
 
 
-def test_flamby_figures_in_the_readme_are_those_beside_the_results(results, section):
+def test_flamby_figures_in_the_guide_are_those_beside_the_results(results, section):
     flamby = dict(cells(line) for line in results.splitlines() if re.match(r"\| (no DP|ε = [\d.]+, δ = [\de.-]+) \|", line))
     text = flat(section)
 
@@ -82,3 +82,9 @@ def test_the_quoted_sigma_is_the_results_file(results, section):
     sigma = next(cells(line)[2] for line in results.splitlines() if line.startswith("| update-level | 8 |"))
 
     assert f"σ = {sigma} at ε = 8" in flat(section)
+
+
+def test_the_front_page_quotes_dp_sgd_at_epsilon_1_and_the_run_without_dp(results):
+    table = measured(results)
+
+    assert f"{table['DP-SGD', '1']}, against {table['DP-SGD', '∞ (no DP)']} without DP" in flat(README.read_text())

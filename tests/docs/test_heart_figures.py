@@ -1,12 +1,13 @@
-"""The heart-disease figures quoted in README.md and in docstrings are those of the committed results
-files that the benchmark scripts write (benchmarks/results/heart_*.md)."""
+"""The heart-disease figures quoted in the data scientist's guide, on the front page and in docstrings are
+those of the committed results files that the benchmark scripts write (benchmarks/results/heart_*.md)."""
 
 import re
 
 import pytest
+from docs_text import README, guide, section
 
 import consortium.data.standardisation as standardisation
-from conftest import RESULTS, flat, readme_text
+from conftest import RESULTS, flat
 
 
 def means(results_file: str) -> dict[str, tuple[str, ...]]:
@@ -26,9 +27,12 @@ def row(rows: dict, prefix: str) -> tuple[str, ...]:
     return matches[0]
 
 
-@pytest.fixture(scope="module")
-def readme() -> str:
-    return readme_text()
+@pytest.fixture(scope="module", params=["guide", "front page"])
+def readme(request) -> str:
+    """Where the accuracy figures are quoted: the guide's "## Data" section, and the front page."""
+    if request.param == "guide":
+        return flat(section(guide("data-scientist"), "## Data"))
+    return flat(README.read_text())
 
 
 def test_standardisation_figures_in_readme_and_docstring_are_the_results_file():
@@ -36,7 +40,7 @@ def test_standardisation_figures_in_readme_and_docstring_are_the_results_file():
     global_, per_site = row(rows, "global")[0], row(rows, "per site")[0]
     quoted = f"global standardisation {global_} pooled-test accuracy, per-site standardisation {per_site}"
 
-    assert quoted in readme_text()
+    assert quoted in flat(section(guide("data-scientist"), "### FedNova"))
     assert quoted in flat(standardisation.__doc__)
 
 

@@ -1,11 +1,13 @@
-"""The imaging figures quoted in README.md are those of the committed results files that the
-benchmark scripts write (benchmarks/results/imaging_segmentation.md, fednova_imaging.md)."""
+"""The imaging figures quoted in the data scientist's guide ("### Imaging") and on the front page are those
+of the committed results files that the benchmark scripts write (benchmarks/results/imaging_segmentation.md,
+personalisation_selection.md, fednova_imaging.md, fednova_diagnosis.md)."""
 
 import re
 
 import pytest
+from docs_text import README, guide, section
 
-from conftest import JOBS, RESULTS, flat, readme_text
+from conftest import JOBS, RESULTS, flat
 
 SITES = ("cleveland", "hungary", "switzerland", "va-long-beach")
 
@@ -31,7 +33,8 @@ def table_means(results_file: str, after: str) -> dict[str, tuple[str, ...]]:
 
 @pytest.fixture(scope="module")
 def readme() -> str:
-    return readme_text()
+    """The guide's imaging section, flattened (the fixture keeps its old name: the text it reads moved)."""
+    return flat(section(guide("data-scientist"), "### Imaging"))
 
 
 def test_own_site_figures_in_readme_are_the_results_file(readme):
@@ -118,3 +121,10 @@ def test_the_shares_of_the_combined_step_in_readme_are_the_diagnosis_file(readme
 
     assert f"its share of the combined step falls to {rows[('as benchmarked', 'FedNova')]:.0%}" in readme
     assert f"the 1-epoch inverted-contrast site's share is {rows[('reversed', 'FedAvg')]:.0%}" in readme
+
+
+def test_the_front_page_quotes_the_own_site_means():
+    global_, personalised, own, _ = table_means("imaging_segmentation.md", "## On each site's own test images")["mean over sites"]
+
+    assert (f"global model {global_}, personalised {personalised}, each site's local-only model {own}"
+            in flat(README.read_text()))

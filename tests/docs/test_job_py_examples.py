@@ -1,4 +1,4 @@
-"""The README's job.py examples run as written (their own ``--rounds`` keeps them short): the heart
+"""The data scientist's guide's job.py examples run as written (their own ``--rounds`` keeps them short): the heart
 one, a FedProx variant built in Python (μ 0.5 where jobs/heart_fedprox has 1.0), runs in
 ConsortiumSimEnv to a result that `consortium report` reads; the imaging one is exported with
 FLARE's ``--export`` flag (an imaging simulation takes minutes) and passes the consortium's job check."""
@@ -13,24 +13,22 @@ import sys
 from pathlib import Path
 
 import pytest
+from docs_text import guide, section
 
-from conftest import PROJECT_FILE, REPO
-from consortium.cli.job_check import AllowList, check_job
-from consortium.cli.kits import Project
+from conftest import PROJECT_FILE
 from consortium.cli.main import main
-from consortium.reporting import load_results
+from consortium.jobs.validate import AllowList, check_job
+from consortium.provisioning.project import Project
+from consortium.reports.job_report import load_results
 
 pytestmark = pytest.mark.simulator
-SECTION = "### Or a `job.py`: the jobs as FLARE recipes"
+SECTION = "## A `job.py`: the jobs as FLARE recipes"
 SITES = {"cleveland", "hungary", "switzerland", "va-long-beach"}
 
 
-def readme_examples() -> dict[str, str]:
+def guide_examples() -> dict[str, str]:
     """The section's Python blocks, by the recipe they build."""
-    text = (REPO / "README.md").read_text()
-    section = text[text.index(SECTION):]
-    section = section[:section.index("\n## ")]
-    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    blocks = re.findall(r"```python\n(.*?)```", section(guide("data-scientist"), SECTION), flags=re.S)
     return {family: next(b for b in blocks if f"{family}Recipe(" in b) for family in ("Heart", "Imaging")}
 
 
@@ -44,8 +42,8 @@ def _run(script: str, tmp_path: Path, *args: str) -> str:
     return done.stdout
 
 
-def test_readme_heart_example_runs_a_fedprox_variant_to_a_reportable_result(tmp_path):
-    out = _run(readme_examples()["Heart"], tmp_path, "--rounds", "2")
+def test_guide_heart_example_runs_a_fedprox_variant_to_a_reportable_result(tmp_path):
+    out = _run(guide_examples()["Heart"], tmp_path, "--rounds", "2")
 
     result = Path(re.search(r"^result: (.+)$", out, flags=re.M).group(1))
     assert result == tmp_path / "simulation" / "heart_fedprox_mu05" / "server" / "simulate_job"
@@ -58,8 +56,8 @@ def test_readme_heart_example_runs_a_fedprox_variant_to_a_reportable_result(tmp_
     assert (result / "report.md").is_file()
 
 
-def test_readme_imaging_example_exports_a_job_the_consortium_admits(tmp_path):
-    out = _run(readme_examples()["Imaging"], tmp_path, "--rounds", "3", "--export", "--export-dir", str(tmp_path / "export"))
+def test_guide_imaging_example_exports_a_job_the_consortium_admits(tmp_path):
+    out = _run(guide_examples()["Imaging"], tmp_path, "--rounds", "3", "--export", "--export-dir", str(tmp_path / "export"))
 
     assert "result:" not in out  # exported, not run
     job = tmp_path / "export" / "seg_fedprox_mu01"
