@@ -1,6 +1,6 @@
 """The data scientist's guide's job.py examples run as written (their own ``--rounds`` keeps them short): the heart
 one, a FedProx variant built in Python (μ 0.5 where jobs/heart_fedprox has 1.0), runs in
-ConsortiumSimEnv to a result that `consortium report` reads; the imaging one is exported with
+ConsortiumSimEnv to a result that the command its last line names (`consortium job report`) reads; the imaging one is exported with
 FLARE's ``--export`` flag (an imaging simulation takes minutes) and passes the consortium's job check."""
 
 from __future__ import annotations
@@ -52,7 +52,9 @@ def test_guide_heart_example_runs_a_fedprox_variant_to_a_reportable_result(tmp_p
     assert set(results.scores.index) == SITES and results.metric == "accuracy"
     client = json.loads((result / "app_server" / "config" / "config_fed_client.json").read_text())
     assert client["executors"][0]["executor"]["args"]["fedprox_mu"] == 0.5
-    assert main(["report", str(result)]) == 0
+    command = re.search(r"# then: consortium (.+?) <that folder>", guide_examples()["Heart"]).group(1).split()
+    assert command == ["job", "report"]
+    assert main([*command, str(result)]) == 0
     assert (result / "report.md").is_file()
 
 
