@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from consortium.protocol.evaluation import Evaluation
 from consortium.reports.job_report import GLOBAL, load_results, write_report
 
 SITES = ("cleveland", "hungary")
@@ -16,10 +17,10 @@ def job_result(tmp_path, personalised: dict[str, tuple[float, int]]):
         json.dumps({"round": 0, "metric": "dice", "pooled_score": 0.5, "mean_train_loss": 0.4}) + "\n")
     table = {}
     for site in SITES:
-        glob = {"dice": 0.8, "n": 10, "score_sum": 8.0}
+        glob = Evaluation("dice", 10, 8.0, loss=0.2)
         if site in personalised:
-            glob |= {"dice_personalised": personalised[site][0], "personalise_epochs": personalised[site][1]}
-        table[site] = {"SRV_FL_global_model.pt": glob} | {s: {"dice": 0.5, "n": 10, "score_sum": 5.0} for s in SITES}
+            glob = glob.personalise(*personalised[site])
+        table[site] = {"SRV_FL_global_model.pt": glob.to_dict()} | {s: Evaluation("dice", 10, 5.0).to_dict() for s in SITES}
     (tmp_path / "cross_site_val").mkdir()
     (tmp_path / "cross_site_val" / "cross_val_results.json").write_text(json.dumps(table))
     return tmp_path
@@ -82,3 +83,25 @@ def test_the_report_shows_each_sites_epsilon_round_by_round(tmp_path):
 def test_a_job_without_events_or_dp_has_neither_section(tmp_path):
     text = write_report(load_results(job_result(tmp_path, {}))).read_text()
     assert "what happened" not in text and "ε spent" not in text
+
+
+def test_an_evaluation_that_breaks_the_contract_is_refused_naming_site_model_and_field(tmp_path):
+    job_result(tmp_path, {})
+    path = tmp_path / "cross_site_val" / "cross_val_results.json"
+    table = json.loads(path.read_text())
+    del table["hungary"]["cleveland"]["score_sum"]
+    path.write_text(json.dumps(table))
+
+    with pytest.raises(ValueError, match="site 'hungary', model 'cleveland': field 'score_sum' missing"):
+        load_results(tmp_path)
+
+
+def test_an_evaluation_of_another_metric_than_the_rounds_is_refused(tmp_path):
+    job_result(tmp_path, {})
+    path = tmp_path / "cross_site_val" / "cross_val_results.json"
+    table = json.loads(path.read_text())
+    table["cleveland"]["hungary"] = Evaluation("accuracy", 10, 5.0).to_dict()
+    path.write_text(json.dumps(table))
+
+    with pytest.raises(ValueError, match=r"site 'cleveland' scored \['accuracy'\], the rounds 'dice'"):
+        load_results(tmp_path)

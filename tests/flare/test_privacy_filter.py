@@ -15,10 +15,11 @@ from nvflare.apis.shareable import Shareable, make_reply
 from nvflare.apis.utils.task_utils import apply_filters
 from nvflare.apis.workspace import Workspace
 
-from consortium.flare.filters.dp import PRIVACY_REFUSED, REFUSAL_HEADER, GaussianUpdatePrivacy
+from consortium.flare.filters.dp import PRIVACY_REFUSED, GaussianUpdatePrivacy
 from consortium.privacy.declaration import EPSILON_KEY, MODEL_OF_KEY, declare, declared
 from consortium.privacy.gaussian import global_norm
 from consortium.privacy.ledger import Release
+from consortium.protocol.site_result import REFUSAL_HEADER
 
 POLICY = {"clip_norm": 1.0, "noise_multiplier": 2.0, "site_epsilon_budget": 50.0, "noise_seed": 0}
 META = {"n_samples": 203, "local_steps": 26, "fednova_a": 26.0, "train_loss": 0.4, "train_seconds": 0.1,
@@ -143,6 +144,15 @@ def test_validation_metrics_are_coarsened_and_loss_dropped(fl_ctx):
     out = from_shareable(site_filter().process(metrics, fl_ctx)).data
 
     assert out == {"metric": "accuracy", "n": 70, "score_sum": pytest.approx(0.79 * 70), "accuracy": pytest.approx(0.79)}
+
+
+def test_validation_metrics_that_break_the_contract_are_refused_naming_the_field(fl_ctx):
+    metrics = DXO(DataKind.METRICS, {"accuracy": 0.79, "n": "67", "score_sum": 53.0, "metric": "accuracy"}).to_shareable()
+
+    reply = site_filter().process(metrics, fl_ctx)
+
+    assert reply.get_return_code() == PRIVACY_REFUSED and "DXO" not in reply
+    assert "field 'n' must be an integer" in reply.get_header(REFUSAL_HEADER)
 
 
 def test_an_acknowledgement_without_data_passes_and_a_failure_carries_nothing(fl_ctx):

@@ -3,12 +3,12 @@ read from the job result FLARE hands back (``<result>/workspace/...``).
 
 Inputs: ``progress.jsonl`` (one :class:`~consortium.aggregation.round_summary.RoundSummary` per
 round, written by the server's aggregator) and ``cross_site_val/cross_val_results.json`` (FLARE's
-cross-site evaluation: ``{data_site: {model_owner: metrics}}``, the global model's owner starting
-with ``SRV_``). Sites' own models are what each site submitted for cross-site evaluation: the
-imaging executor's local-only baseline, the tabular executor's last local update. Where the
-sites personalise (``personalise_epochs``), the global model's metrics also carry the score of the
-global model fine-tuned at each site (:mod:`consortium.learning.personalisation`): a
-"personalised" column.
+cross-site evaluation: ``{data_site: {model_owner: metrics}}``, each metrics an
+:class:`~consortium.protocol.evaluation.Evaluation`, the global model's owner starting with ``SRV_``).
+Sites' own models are what each site submitted for cross-site evaluation: the imaging executor's
+local-only baseline, the tabular executor's last local update. Where the sites personalise
+(``personalise_epochs``), the global model's metrics also carry the score of the global model
+fine-tuned at each site (:mod:`consortium.learning.personalisation`): a "personalised" column.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from consortium.learning.personalisation import EPOCHS_KEY, personalised_key
+from consortium.protocol.evaluation import Evaluation
 from consortium.protocol.files import PROGRESS_FILE, TRAINING_STATUS_FILE
 
 CROSS_SITE = Path("cross_site_val") / "cross_val_results.json"
@@ -95,19 +95,21 @@ def load_results(folder: Path | str) -> JobResults:
     metric = str(rounds["metric"].iloc[0]) if "metric" in rounds else "score"
     scores, n_test, totals, personalised, epochs = {}, {}, {}, {}, set()
     for site, by_model in sorted(table.items()):
-        if not isinstance(by_model, dict) or not all(isinstance(m, dict) for m in by_model.values()):
+        if not isinstance(by_model, dict):
             raise ValueError(f"{cross}: site {site!r}: expected {{model: {{metric: value}}}}, got {by_model!r:.80}")
         owner = next((o for o in by_model if o.startswith(GLOBAL_MODEL_PREFIX)), None)
         if owner is None:
             raise ValueError(f"{cross}: site {site!r} has no evaluation of the global model")
-        try:
-            n_test[site], totals[site] = int(by_model[owner]["n"]), float(by_model[owner]["score_sum"])
-            scores[site] = {GLOBAL: by_model[owner][metric]} | {o: m[metric] for o, m in sorted(by_model.items()) if o != owner}
-        except (KeyError, TypeError) as e:
-            raise ValueError(f"{cross}: site {site!r}: evaluation lacks field {e} (expected n, score_sum, {metric})") from e
-        if personalised_key(metric) in by_model[owner]:
-            personalised[site] = float(by_model[owner][personalised_key(metric)])
-            epochs.add(by_model[owner].get(EPOCHS_KEY))
+        evals = {o: Evaluation.from_dict(m, f"{cross}: site {site!r}, model {o!r}") for o, m in sorted(by_model.items())}
+        wrong = sorted({e.metric for e in evals.values()} - {metric})
+        if wrong:
+            raise ValueError(f"{cross}: site {site!r} scored {wrong}, the rounds {metric!r}")
+        glob = evals.pop(owner)
+        n_test[site], totals[site] = glob.n, glob.score_sum
+        scores[site] = {GLOBAL: glob.mean} | {o: e.mean for o, e in evals.items()}
+        if glob.personalised is not None:
+            personalised[site] = glob.personalised
+            epochs.add(glob.personalise_epochs)
     frame = pd.DataFrame.from_dict(scores, orient="index")
     frame = frame[[GLOBAL] + sorted(c for c in frame.columns if c != GLOBAL)]
     if personalised and len(epochs) != 1:

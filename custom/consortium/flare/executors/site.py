@@ -5,7 +5,8 @@ the result contract.
 A training result is the update ``w_local - w_global`` (WEIGHT_DIFF) with a
 :class:`~consortium.protocol.site_result.SiteResult`: sample count, local steps, FedNova's ``a_k``, training
 loss and time, and the received global model's score on the site's test split (``val_n`` examples,
-``val_score_sum`` = sum of the per-example metric, e.g. correct predictions or Dice).
+``val_score_sum`` = sum of the per-example metric, e.g. correct predictions or Dice). A validation
+result is an :class:`~consortium.protocol.evaluation.Evaluation`.
 Subclasses implement :meth:`load`, :meth:`fit` and :meth:`score` over pure training functions.
 """
 
@@ -31,6 +32,7 @@ from consortium.learning.loop import TrainConfig, get_weights, set_weights
 from consortium.privacy.declaration import MODEL_OF_KEY, declare
 from consortium.privacy.dp_sgd import MECHANISM as DP_SGD
 from consortium.privacy.dp_sgd import train_dp_sgd
+from consortium.protocol.evaluation import Evaluation
 from consortium.protocol.site_result import REFUSAL_HEADER, SiteResult, Task
 from consortium.training_settings import LocalTrainingSettings
 
@@ -199,8 +201,8 @@ class SiteExecutor(Executor):
         self.load(fl_ctx)
         set_weights(self.model, self.received_weights(shareable))
         s = self.score(self.model, fl_ctx)
-        metrics = {self.metric: s.mean, "loss": s.loss, "n": s.n, "score_sum": s.total, "metric": self.metric}
-        return DXO(data_kind=DataKind.METRICS, data=metrics).to_shareable()
+        evaluation = Evaluation(self.metric, int(s.n), float(s.total), float(s.loss))
+        return DXO(data_kind=DataKind.METRICS, data=evaluation.to_dict()).to_shareable()
 
     def submitted_weights(self) -> dict | None:
         """The model this site offers for cross-site evaluation (default: its last local training)."""

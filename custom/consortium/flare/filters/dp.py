@@ -40,6 +40,7 @@ from consortium.privacy.gaussian import gaussian_update
 from consortium.privacy.ledger import BudgetExceeded, PrivacyLedger, Release
 from consortium.privacy.policy import UpdatePrivacyPolicy
 from consortium.privacy.release import coarsen_count, coarsen_sum, released_meta
+from consortium.protocol.evaluation import Evaluation
 from consortium.protocol.site_result import REFUSAL_HEADER
 
 GAUSSIAN_UPDATE = "gaussian_update"
@@ -140,15 +141,13 @@ class GaussianUpdatePrivacy(Filter):
                                    "(under update-level DP it is the noiseless model); blocked")
 
     def _metrics(self, dxo: DXO, shareable: Shareable, fl_ctx: FLContext) -> Shareable:
-        """The validate task's ``{metric, n, score_sum, <metric name>, loss}``: n and score_sum
-        coarsened, the mean recomputed from them, loss and anything else dropped."""
-        m = dxo.data
+        """The validate task's :class:`~consortium.protocol.evaluation.Evaluation`: n and
+        score_sum coarsened (the mean follows from them), loss and anything else dropped."""
         try:
-            name, n, total = str(m["metric"]), int(m["n"]), float(m["score_sum"])
-        except (KeyError, TypeError, ValueError):
-            return self.refuse(fl_ctx, f"validation metrics {sorted(m)} do not follow the contract")
-        n_coarse = coarsen_count(n, self.policy.count_step)
-        total_coarse = coarsen_sum(total, n, n_coarse)
-        data = {"metric": name, "n": n_coarse, "score_sum": total_coarse, name: total_coarse / n_coarse}
-        out = DXO(data_kind=DataKind.METRICS, data=data, meta={})
+            got = Evaluation.from_dict(dxo.data)
+        except ValueError as e:
+            return self.refuse(fl_ctx, f"{e}; not released")
+        n_coarse = coarsen_count(got.n, self.policy.count_step)
+        released = Evaluation(got.metric, n_coarse, coarsen_sum(got.score_sum, got.n, n_coarse))
+        out = DXO(data_kind=DataKind.METRICS, data=released.to_dict(), meta={})
         return self._with_history(out, dxo).update_shareable(shareable)

@@ -61,6 +61,7 @@ from consortium.flare.he.site import HE_META, load_context, message_from_dict
 from consortium.flare.result_io import ReceivedResult, site_of
 from consortium.flare.workflows.scatter import HonourTaskCheckPeriod
 from consortium.learning.loop import get_weights
+from consortium.protocol.evaluation import Evaluation
 from consortium.protocol.site_result import SiteResult, read_result
 
 
@@ -205,7 +206,10 @@ class HEGlobalEvaluation(HonourTaskCheckPeriod, Controller):
                 self.log_error(fl_ctx, f"{ct.client.name}: no evaluation of the final model")
                 continue
             if dxo.data_kind == DataKind.METRICS:
-                table[ct.client.name] = {"SRV_server": dxo.data}
+                try:
+                    table[ct.client.name] = {"SRV_server": Evaluation.from_dict(dxo.data, ct.client.name).to_dict()}
+                except ValueError as e:
+                    self.log_error(fl_ctx, f"evaluation of the final model left out: {e}")
         out = Path(fl_ctx.get_engine().get_workspace().get_run_dir(fl_ctx.get_job_id())) / "cross_site_val"
         os.makedirs(out, exist_ok=True)
         (out / "cross_val_results.json").write_text(json.dumps(table, indent=2))
