@@ -16,9 +16,11 @@ import pexpect
 import psutil
 import pytest
 
-from conftest import JOBS, job_with_rounds
+from conftest import JOBS, POC_SERVER, job_with_rounds
 from consortium.admin import models
-from consortium.cli.main import main, report, resume
+from consortium.admin.resume import resume
+from consortium.cli.main import main
+from consortium.jobs.report import report
 from consortium.jobs.submit import submit_and_follow
 from consortium.poc import lifecycle as poc
 from consortium.poc.state import process_tree
@@ -49,7 +51,7 @@ def test_all_four_hospitals_connect(poc_consortium):
 def test_status_reports_a_running_consortium(poc_consortium):
     st = poc.status(poc.Path(poc_consortium.workspace))
     assert st["state"] == "running"
-    assert set(st["processes"]) == {"server", "cleveland", "hungary", "switzerland", "va-long-beach"}
+    assert set(st["processes"]) == {POC_SERVER, "cleveland", "hungary", "switzerland", "va-long-beach"}
 
 
 def test_up_refuses_to_reuse_a_running_consortium(poc_consortium, project):
@@ -372,7 +374,7 @@ def test_every_site_s_audit_trail_of_the_jobs_so_far_verifies_and_a_tampered_cop
         sent = [r for r in mine if r["event"] == "result_sent" and r["task"] == "train"]
         assert mine[0]["event"] == "job_started" and mine[-1]["event"] == "job_ended" and len(sent) == 2
         assert all(len(r["result_sha256"]) == 64 and r["site"] == site for r in sent)
-    server = {json.loads(x)["record"]["event"] for x in (kits / "server" / "audit" / TRAIL_FILE).read_text().splitlines()}
+    server = {json.loads(x)["record"]["event"] for x in (poc_consortium.server_dir() / "audit" / TRAIL_FILE).read_text().splitlines()}
     assert "server_audit_started" in server and not server & {"task_received", "result_sent"}  # the server's own trail
 
     n = len((kits / "cleveland" / "audit" / TRAIL_FILE).read_text().splitlines())
@@ -495,7 +497,7 @@ def test_a_job_whose_server_died_is_resumed_from_its_last_version(poc_consortium
             for p in poc_consortium.server_dir().glob("*/progress.jsonl"):
                 if p.parent.name not in done_before and len(p.read_text().splitlines()) >= 6:
                     job_ids.append(p.parent.name)
-                    poc.kill_site(ws, "server", echo=lambda _: None)
+                    poc.kill_site(ws, POC_SERVER, echo=lambda _: None)
                     return
             time.sleep(0.1)
 
@@ -503,11 +505,11 @@ def test_a_job_whose_server_died_is_resumed_from_its_last_version(poc_consortium
     killer = threading.Thread(target=kill_server_after_six_rounds, daemon=True)
     killer.start()
     try:  # `consortium submit` as a user runs it: the admin API loses its server mid-job
-        rc = main(["submit", str(job), "--workspace", str(ws), "--results", str(tmp_path / "results"), "--timeout", "120"])
+        rc = main(["job", "submit", str(job), "--workspace", str(ws), "--results", str(tmp_path / "results"), "--timeout", "120"])
         killer.join(5)
         out, err = capsys.readouterr()
     finally:
-        poc.restart_site(ws, "server", echo=lambda _: None)
+        poc.restart_site(ws, POC_SERVER, echo=lambda _: None)
     assert job_ids, "the server was never killed"
     # one line, no traceback, naming the way on (issue 21: it was a NoConnection traceback)
     assert rc == 2 and "Traceback" not in out + err, out + err

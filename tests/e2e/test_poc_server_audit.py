@@ -26,7 +26,7 @@ SITES = ("cleveland", "hungary", "switzerland", "va-long-beach")
 
 
 def server_ws(state) -> Path:
-    return Path(state.kits) / "server"
+    return state.server_dir()
 
 
 def wait_for_record(state, match, timeout: float = 60.0) -> dict:

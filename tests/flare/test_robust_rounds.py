@@ -14,8 +14,9 @@ from test_round_aggregator import result
 
 from consortium.aggregation.checks import DEFAULT_CHECKS, NormBound, run_checks
 from consortium.flare.aggregators.round import RoundAggregator
-from consortium.flare.filters.fault_drill import FAULTS, FaultDrill, corrupt
+from consortium.flare.filters.fault_drill import FaultDrill
 from consortium.flare.workflows.scatter import ScatterAndGather
+from consortium.operations.drills import FAULTS, corrupt
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ cannot drift: the executors' training arguments are
 (:data:`~consortium.training_settings.SCALAR_RULES`), ``dp_sgd`` is
 :class:`~consortium.privacy.dp_sgd.DPSGDConfig`, the DP filter
 :class:`~consortium.privacy.policy.UpdatePrivacyPolicy`, the aggregator
-:class:`~consortium.flare.aggregators.round.AggregatorConfig`; building a spec fails when a field
+:class:`~consortium.aggregation.config.AggregatorConfig`; building a spec fails when a field
 has no rule. ``tests/cli/test_job_values.py`` checks every spec against its class's constructor.
 
 Bounds: rounds at most :data:`~consortium.training_settings.MAX_ROUNDS` (the recipes' JobConfig
@@ -23,10 +23,9 @@ from __future__ import annotations
 
 from dataclasses import MISSING, fields
 
+from consortium.aggregation.config import AggregatorConfig
 from consortium.aggregation.fednova import TauEff
 from consortium.aggregation.robust import ROBUST_RULES, make_robust_rule
-from consortium.flare.aggregators.round import AggregatorConfig
-from consortium.flare.filters.fault_drill import FAULTS
 from consortium.jobs.rules import (
     Check,
     Context,
@@ -51,6 +50,7 @@ from consortium.jobs.rules import (
     text,
     typed,
 )
+from consortium.operations.drills import FAULTS
 from consortium.privacy.accounting import ACCOUNTANTS
 from consortium.privacy.dp_sgd import DPSGDConfig
 from consortium.privacy.gaussian import ADJACENCIES

@@ -19,7 +19,6 @@ import psutil
 
 from consortium.poc.state import PocState, alive
 
-SERVER = "server"  # the server's folder in the POC kits (PocState.server_dir)
 ERROR_LINE = re.compile(r" - ERROR - |Traceback \(most recent call last\)|Error: ")
 
 
@@ -46,7 +45,7 @@ class SiteWatch:
         self.lost: dict[str, SiteLoss] = {}
 
     def job_processes(self) -> dict[str, psutil.Process]:
-        dirs = {site: str(Path(self.state.kits) / site) for site in [*self.state.clients, SERVER]}
+        dirs = {site: str(Path(self.state.kits) / site) for site in [*self.state.clients, self.state.server]}
         found = {}
         for proc in psutil.process_iter(["pid", "cmdline"]):
             cmdline = proc.info.get("cmdline") or []
@@ -65,7 +64,7 @@ class SiteWatch:
         now, new = time.monotonic(), []
         for site, proc in self.job_processes().items():
             self.job_procs.setdefault(site, proc)
-        server_job = self.job_procs.get(SERVER)
+        server_job = self.job_procs.get(self.state.server)
         job_running = server_job is None or _running(server_job)
         for p in self.state.procs:
             if p.site not in self.state.clients or p.site in self.lost:

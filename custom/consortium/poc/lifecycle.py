@@ -123,7 +123,7 @@ def up(project: Project, workspace: Path, port: int | None = None, echo=print,
         prepare_imaging(Path(profiles), {c: kits / c for c in project.clients}, echo=echo)
     server = project.server
     state = PocState(str(workspace), str(kits), project.name, project.port, project.project_admin,
-                     project.clients, [])
+                     project.clients, [], server=server["name"])
     try:
         proc, log = launch_site(state, server["name"], project)
         _wait_port(project.port, proc, log, 60)

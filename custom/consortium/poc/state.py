@@ -36,6 +36,7 @@ class PocState:
     clients: list[str]
     procs: list[Proc]
     monitoring: dict | None = None  # `up --monitoring`: {"prometheus": Proc fields, "port", "targets", "folder"}
+    server: str = "server"  # the project's server name: its kit folder, and its name among the processes
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -56,7 +57,7 @@ class PocState:
         return Path(self.kits) / self.admin
 
     def server_dir(self) -> Path:
-        return Path(self.kits) / "server"
+        return Path(self.kits) / self.server
 
     def prometheus(self) -> Proc | None:
         """The POC's Prometheus process, when ``up --monitoring`` started one."""

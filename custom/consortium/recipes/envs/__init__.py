@@ -11,8 +11,9 @@ reads.
 * :class:`ConsortiumProdEnv`: a production consortium, through an admin's startup kit.
 """
 
+from consortium.defaults import DEFAULT_PROJECT
 from consortium.recipes.envs.admin import ConsortiumPocEnv, ConsortiumProdEnv
-from consortium.recipes.envs.checks import DEFAULT_PROJECT, checked_export
+from consortium.recipes.envs.checks import checked_export
 from consortium.recipes.envs.simulator import ConsortiumSimEnv, simulator_he_keys, uses_he, uses_imaging
 
 __all__ = ["DEFAULT_PROJECT", "ConsortiumPocEnv", "ConsortiumProdEnv", "ConsortiumSimEnv", "checked_export",

@@ -11,8 +11,9 @@ from nvflare.job_config.api import FedJob
 from nvflare.recipe.prod_env import ProdEnv
 from nvflare.recipe.spec import ExecEnv
 
+from consortium.defaults import DEFAULT_PROJECT, default_workspace
 from consortium.provisioning.project import Project
-from consortium.recipes.envs.checks import DEFAULT_PROJECT, checked_export, load_project
+from consortium.recipes.envs.checks import checked_export, load_project
 from consortium.recipes.job import FolderJob
 
 
@@ -30,9 +31,7 @@ class ConsortiumPocEnv(ExecEnv):
     def __init__(self, *, workspace: Path | str | None = None, results: Path | str = "results", timeout: float = 900.0,
                  echo=print, extra: dict | None = None) -> None:
         super().__init__(extra)
-        from consortium.cli.main import DEFAULT_WORKSPACE
-
-        self.workspace = Path(workspace) if workspace is not None else DEFAULT_WORKSPACE
+        self.workspace = Path(workspace) if workspace is not None else default_workspace()
         self.results, self.timeout, self.echo = Path(results), timeout, echo
         self._downloaded: dict[str, Path] = {}
 

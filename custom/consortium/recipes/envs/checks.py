@@ -10,12 +10,9 @@ from pathlib import Path
 
 from nvflare.job_config.api import FedJob
 
-from consortium.defaults import default_path
 from consortium.jobs.validate import AllowList, check_job
 from consortium.provisioning.project import Project
 from consortium.recipes.job import FolderJob
-
-DEFAULT_PROJECT = default_path("provisioning/project.yml")
 
 
 @contextlib.contextmanager

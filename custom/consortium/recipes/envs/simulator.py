@@ -11,10 +11,11 @@ from pathlib import Path
 from nvflare.job_config.api import FedJob
 from nvflare.recipe.sim_env import WORKSPACE_ROOT, SimEnv
 
+from consortium.defaults import DEFAULT_PROJECT
 from consortium.poc.site_data import DEFAULT_PROFILES, prepare_imaging
 from consortium.provisioning.project import Project
 from consortium.provisioning.provision import simulator_workspace_policies
-from consortium.recipes.envs.checks import DEFAULT_PROJECT, checked_export, load_project
+from consortium.recipes.envs.checks import checked_export, load_project
 
 SIMULATION_RESULT = Path("server") / "simulate_job"  # inside a simulator workspace
 
