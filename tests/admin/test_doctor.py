@@ -1,5 +1,5 @@
-"""`consortium doctor` names why a kit cannot connect, against a TLS server holding a real
-provisioned server certificate; `consortium certs` lists every kit's expiry."""
+"""`consortium kit doctor` names why a kit cannot connect, against a TLS server holding a real
+provisioned server certificate; `consortium kit certs` lists every kit's expiry."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from consortium.admin.doctor import certificates, diagnose
-from consortium.cli.main import DEFAULT_PROJECT
+from consortium.admin.certs import certificates
+from consortium.admin.doctor import diagnose
+from consortium.defaults import DEFAULT_PROJECT
 from consortium.provisioning.project import Project
 from consortium.provisioning.provision import provision
 
@@ -92,9 +93,22 @@ def last(findings) -> tuple[str, bool, str]:
 
 def test_a_healthy_kit_passes_every_check(consortia, server_a, tmp_path):
     findings = diagnose(site_kit(tmp_path, consortia[0], server_a.port))
-    assert [f.check for f in findings] == ["kit", "certificate", "key", "root CA", "policies", "allow-list", "secrets", "server name",
+    assert [f.check for f in findings] == ["kit", "certificate", "key", "root CA", "policies", "class paths", "allow-list", "secrets",
+                                           "server name",
                                            "server reachable", "server certificate", "server accepts the kit", "clock"]
     assert all(f.ok for f in findings), [f.line() for f in findings]
+
+
+def test_a_kit_naming_a_class_path_the_package_no_longer_has_is_told_to_re_provision(consortia, server_a, tmp_path):
+    kit = site_kit(tmp_path, consortia[0], server_a.port)
+    resources = kit / "local" / "resources.json"
+    moved = "consortium.flare.executors.tabular.TabularExecutor"
+    before = "consortium.flare.tabular_executor.TabularExecutor"  # its path before the package moved (issue 22)
+    assert moved in resources.read_text()
+    resources.write_text(resources.read_text().replace(moved, before))
+    check, ok, detail = last(diagnose(kit))
+    assert (check, ok) == ("class paths", False), detail
+    assert str(resources) in detail and repr(before) in detail and "re-provision" in detail
 
 
 def test_a_kit_from_another_provisioning_is_named_a_foreign_root_ca(consortia, server_a, tmp_path):
@@ -196,10 +210,10 @@ def test_the_commands_print_every_finding_and_exit_1_at_the_first_failure(consor
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        rc = main(["doctor", str(site_kit(tmp_path, consortia[0], s.getsockname()[1])), "--timeout", "2"])
+        rc = main(["kit", "doctor", str(site_kit(tmp_path, consortia[0], s.getsockname()[1])), "--timeout", "2"])
     out = capsys.readouterr().out
-    assert rc == 1 and out.splitlines()[-1].startswith("FAIL  server reachable") and out.count("ok ") == 8
-    assert main(["certs", str(consortia[0])]) == 0
+    assert rc == 1 and out.splitlines()[-1].startswith("FAIL  server reachable") and out.count("ok ") == 9
+    assert main(["kit", "certs", str(consortia[0])]) == 0
     assert "hungary" in capsys.readouterr().out
 
 
