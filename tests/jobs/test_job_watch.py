@@ -12,6 +12,7 @@ import pytest
 
 from consortium.jobs.watch import SiteWatch, first_errors, job_logs
 from consortium.poc import lifecycle as poc
+from consortium.poc.workspace import MARKER_FILE, keep_console_downloads
 
 JOB = "0f0e0d0c-1111-2222-3333-444455556666"
 
@@ -114,10 +115,10 @@ def test_up_keeps_what_the_console_downloaded(tmp_path, project):
     transfer = ws / "proj" / "prod_00" / "admin@x.org" / "transfer"
     (transfer / JOB).mkdir(parents=True)
     (transfer / JOB / "meta.json").write_text("{}")
-    (ws / poc.MARKER_FILE).write_text("")
+    (ws / MARKER_FILE).write_text("")
     keep = tmp_path / "kept"
 
-    poc._keep_console_downloads(ws, keep, echo=lambda _: None)
+    keep_console_downloads(ws, keep, echo=lambda _: None)
 
     assert (keep / "admin@x.org" / JOB / "meta.json").is_file()
     assert not any(transfer.iterdir())

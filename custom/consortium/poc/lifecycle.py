@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import psutil
 
+from consortium.poc.admin_session import READY_TIMEOUT_S, admin_session, connected_clients, wait_ready  # noqa: F401
 from consortium.poc.site_data import DEFAULT_PROFILES, prepare_imaging
 from consortium.poc.state import (  # noqa: F401 - part of this module's interface
     STATE_FILE,
@@ -36,11 +36,10 @@ from consortium.poc.state import (  # noqa: F401 - part of this module's interfa
     stop_processes,
     terminate,
 )
+from consortium.poc.workspace import MARKER_FILE, clear_workspace, keep_console_downloads
 from consortium.provisioning.project import Project
 from consortium.provisioning.provision import provision
 
-MARKER_FILE = ".consortium-poc-workspace"  # written by `up`: only such a folder is ever deleted
-READY_TIMEOUT_S = 180.0
 DOWNLOADS_KEPT = Path("results") / "console-downloads"  # where `up` moves the console's earlier downloads
 
 
@@ -113,8 +112,8 @@ def up(project: Project, workspace: Path, port: int | None = None, echo=print,
     if not port_free(project.port):
         raise PocError(f"port {project.port} on this machine is in use (another FLARE server or POC?); "
                        f"stop it or choose another with `consortium poc up --port N`")
-    _keep_console_downloads(workspace, keep_downloads, echo)
-    _clear_workspace(workspace)
+    keep_console_downloads(workspace, keep_downloads, echo)
+    clear_workspace(workspace)
     workspace.mkdir(parents=True)
     (workspace / MARKER_FILE).write_text("made by `consortium poc up`; `poc up` may delete and remake this folder\n")
     echo(f"provisioning {project.name} from {project.path} into {workspace}")
@@ -213,76 +212,6 @@ def _state(workspace: Path) -> PocState:
     if state is None:
         raise PocError(f"no POC running from {workspace}; start one with `consortium poc up`")
     return state
-
-
-def _keep_console_downloads(workspace: Path, keep: Path, echo=print) -> None:
-    """Move every admin kit's ``transfer/`` content (where the console's ``download_job`` writes)
-    to ``keep/<admin>/`` before the workspace is remade."""
-    if not (workspace / STATE_FILE).is_file() and not (workspace / MARKER_FILE).is_file():
-        return  # not ours: _clear_workspace refuses it
-    for transfer in sorted(workspace.glob("*/prod_*/*/transfer")):
-        items = [p for p in transfer.iterdir()] if transfer.is_dir() else []
-        if not items:
-            continue
-        dest = keep.resolve() / transfer.parent.name
-        dest.mkdir(parents=True, exist_ok=True)
-        for item in items:
-            target = dest / item.name
-            if target.exists():
-                target = dest / f"{item.name}.{time.strftime('%Y%m%d-%H%M%S')}"
-            shutil.move(str(item), target)
-        echo(f"kept {len(items)} console download(s) of {transfer.parent.name} in {dest}")
-
-
-def _clear_workspace(workspace: Path) -> None:
-    """Remove a previous POC workspace; refuse to delete a folder that is not one."""
-    if not workspace.exists():
-        return
-    if (workspace / STATE_FILE).is_file() or (workspace / MARKER_FILE).is_file():
-        shutil.rmtree(workspace)
-        return
-    if not workspace.is_dir() or any(workspace.iterdir()):
-        raise PocError(f"{workspace} exists and is not a POC workspace made by `consortium poc up` "
-                       f"(no {MARKER_FILE}); refusing to delete it: choose an empty or new folder")
-    workspace.rmdir()
-
-
-def admin_session(state: PocState, timeout: float = 30.0):
-    """An admin API session as the project admin (the same path as the admin console)."""
-    from nvflare.fuel.flare_api.flare_api import new_secure_session
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-                return new_secure_session(state.admin, str(state.admin_kit), timeout=10.0)  # quiet "Connecting to FLARE ..."
-        except Exception as e:  # the server may still be coming up
-            if time.monotonic() > deadline:
-                raise PocError(f"cannot log in to the FLARE server on port {state.port} as {state.admin}: {e}") from e
-            time.sleep(1.0)
-
-
-def connected_clients(sess) -> list[str]:
-    return sorted(c.name for c in sess.get_system_info().client_info)
-
-
-def wait_ready(state: PocState, timeout: float = READY_TIMEOUT_S, echo=print) -> None:
-    sess = admin_session(state)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            dead = [p.site for p in state.procs if not alive(p)]
-            if dead:
-                raise PocError(f"processes of {dead} exited during start-up; see their console.log under {state.kits}")
-            names = connected_clients(sess)
-            if set(state.clients) <= set(names):
-                echo(f"consortium ready: server on 127.0.0.1:{state.port}, sites {names}")
-                return
-            if time.monotonic() > deadline:
-                raise PocError(f"only {names} of {state.clients} connected within {timeout:.0f} s")
-            time.sleep(0.5)
-    finally:
-        sess.close()
 
 
 def _existing(workspace: Path, what: str) -> Path:
