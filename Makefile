@@ -36,7 +36,7 @@ demo: venv
 
 # jobs/ is the export of the recipes in custom/consortium/recipes/ (a test fails when a folder differs)
 jobs: venv
-	$(BIN)/consortium jobs export
+	$(BIN)/consortium job export
 
 test: venv monitoring
 	$(BIN)/python -m pytest

@@ -17,7 +17,7 @@ import yaml
 
 from consortium.cli.main import main
 from consortium.fileio import is_secret
-from consortium.provisioning.distributed import approve as distributed
+from consortium.provisioning.distributed import request as distributed
 from consortium.provisioning.project import ConfigurationError, Project
 from consortium.provisioning.provision import provision
 
@@ -222,7 +222,7 @@ def test_following_a_job_whose_server_stops_answering_says_so_and_names_resume(t
 
     text = str(e.value)
     assert "job job-42: the FLARE server is unreachable (NoConnection: cannot connect to server)" in text
-    assert "`consortium resume job-42`" in text
+    assert "`consortium job resume job-42`" in text
     assert not (tmp_path / "results").exists()
 
 
@@ -239,7 +239,7 @@ def test_a_dead_server_process_is_noticed_before_the_admin_api_is_asked(tmp_path
         def get_job_meta(self, job_id):
             raise AssertionError("asked a dead server")
 
-    with pytest.raises(PocError, match=r"unreachable; .*`consortium resume job-7`"):
+    with pytest.raises(PocError, match=r"unreachable; .*`consortium job resume job-7`"):
         follow(Unused(), _state(tmp_path, [Proc("server", proc.pid, created)]), "job-7", 2, tmp_path, echo=lambda _: None)
 
 

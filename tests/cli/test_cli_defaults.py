@@ -12,7 +12,7 @@ from consortium.reports.job_report import GLOBAL, JobResults, print_table
 def test_validate_works_from_any_directory(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # no provisioning/project.yml here: the repository's is used
 
-    assert main(["validate", str(JOBS / "heart_fedavg")]) == 0
+    assert main(["job", "validate", str(JOBS / "heart_fedavg")]) == 0
     assert "ok (heart_fedavg)" in capsys.readouterr().out
 
 

@@ -120,8 +120,8 @@ def sandbox(tmp_path, monkeypatch):
 
 def test_the_walk_finds_every_command():
     assert len(COMMANDS) >= 28
-    assert {"poc up", "models rollback", "site request", "approve", "package", "add-site", "audit verify",
-            "submit", "validate", "provision", "jobs export"} <= set(COMMANDS)
+    assert {"poc up", "models rollback", "incident rollback", "site request", "site approve", "site package", "site add",
+            "site revoke", "audit verify", "job submit", "job validate", "provision", "job export", "kit doctor"} <= set(COMMANDS)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

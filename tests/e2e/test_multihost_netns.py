@@ -369,7 +369,7 @@ def test_the_doctor_passes_every_check_of_a_site_and_the_admin_kit_on_their_host
     for name in (consortium.project.clients[0], admin):
         host = consortium.net.hosts["admin" if name == admin else name]
 
-        run = in_ns(host.ns, str(doctor), "doctor", str(consortium.kits / name), timeout=60)
+        run = in_ns(host.ns, str(doctor), "kit", "doctor", str(consortium.kits / name), timeout=60)
 
         checks = [line.split(":", 1)[0] for line in run.stdout.splitlines()]
         assert run.returncode == 0, f"doctor for {name} in {host.ns}:\n{run.stdout}{run.stderr}"

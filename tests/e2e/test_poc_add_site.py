@@ -1,4 +1,4 @@
-"""A hospital joins the running POC consortium: `consortium add-site` (kit under the same root CA,
+"""A hospital joins the running POC consortium: `consortium site add` (kit under the same root CA,
 existing kits untouched) and the request flow (`site request` / `approve` / `package`). Each test
 leaves the shared consortium as it found it: the new site's processes stopped by PID, the site
 removed from the server, the workspace's state files restored, even when the test fails."""
@@ -19,8 +19,9 @@ import pytest
 from conftest import JOBS
 from consortium.jobs.submit import submit_and_follow
 from consortium.poc import lifecycle as poc
+from consortium.poc.join import start_in_poc
 from consortium.poc.state import STATE_FILE, PocState, alive, terminate
-from consortium.provisioning.add_site import add_site, start_in_poc
+from consortium.provisioning.add_site import add_site
 from consortium.reports.job_report import load_results
 
 pytestmark = pytest.mark.poc

@@ -504,7 +504,7 @@ def test_a_job_whose_server_died_is_resumed_from_its_last_version(poc_consortium
     done_before = {p.parent.name for p in poc_consortium.server_dir().glob("*/progress.jsonl")}
     killer = threading.Thread(target=kill_server_after_six_rounds, daemon=True)
     killer.start()
-    try:  # `consortium submit` as a user runs it: the admin API loses its server mid-job
+    try:  # `consortium job submit` as a user runs it: the admin API loses its server mid-job
         rc = main(["job", "submit", str(job), "--workspace", str(ws), "--results", str(tmp_path / "results"), "--timeout", "120"])
         killer.join(5)
         out, err = capsys.readouterr()
@@ -515,7 +515,7 @@ def test_a_job_whose_server_died_is_resumed_from_its_last_version(poc_consortium
     assert rc == 2 and "Traceback" not in out + err, out + err
     line = err.strip().splitlines()[-1]
     assert line.startswith(f"consortium: error: job {job_ids[0]}: the FLARE server is unreachable"), err
-    assert f"`consortium resume {job_ids[0]}`" in line
+    assert f"`consortium job resume {job_ids[0]}`" in line
     saved = ModelRegistry.of_run(poc_consortium.server_dir() / job_ids[0]).latest().version
 
     folder = resume(ws, job_ids[0], tmp_path / "resumed", echo=lambda _: None)

@@ -29,7 +29,7 @@ def _job(tmp_path, name: str, rounds: int, **filter_args):
 
 
 def _simulate(job, ws) -> int:
-    return main(["simulate", str(job), "-w", str(ws), "--project", str(PROJECT_FILE)])
+    return main(["job", "simulate", str(job), "-w", str(ws), "--project", str(PROJECT_FILE)])
 
 
 def test_update_level_dp_job_charges_every_site_each_round(tmp_path):

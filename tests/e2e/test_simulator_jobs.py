@@ -32,7 +32,7 @@ def _run_folder(source, tmp_path, rounds: int, executor_args: dict | None = None
         for entry in config["executors"]:
             entry["executor"]["args"].update(executor_args)
         client.write_text(json.dumps(config))
-    args = ["simulate", str(job), "-w", str(tmp_path / "ws"), "--project", str(PROJECT_FILE), "--profiles", str(PROFILES)]
+    args = ["job", "simulate", str(job), "-w", str(tmp_path / "ws"), "--project", str(PROJECT_FILE), "--profiles", str(PROFILES)]
     assert main(args) == 0
     return load_results(tmp_path / "ws" / "server" / "simulate_job")
 
@@ -82,8 +82,6 @@ def test_he_job_gives_the_plaintext_numbers(name, rounds, tolerance, tmp_path):
     the same final score at every site, within CKKS precision; the server keeps only ciphertexts.
     The plaintext run is also the shipped job's simulator run. (Personalisation, which happens at
     the sites after training, is left out of both runs.)"""
-    from consortium.cli.he_jobs import write_he_job
-
     no_personalisation = {"personalise_epochs": 0} if name.startswith("seg") else None
     plain = _run(name, tmp_path / "plain", rounds, no_personalisation)
     if name.startswith("seg"):
@@ -91,8 +89,7 @@ def test_he_job_gives_the_plaintext_numbers(name, rounds, tolerance, tmp_path):
     else:
         assert list(plain.rounds["round"]) == list(range(rounds)) and set(plain.scores.index) == SITES
         assert plain.metric == "accuracy" and plain.final_pooled_score >= 0.75
-    write_he_job(JOBS / name, tmp_path / f"{name}_he_src")
-    he = _run_folder(tmp_path / f"{name}_he_src", tmp_path / "he", rounds, no_personalisation)
+    he = _run(f"{name}_he", tmp_path / "he", rounds, no_personalisation)  # the recipe's HE variant, as shipped
 
     assert list(he.rounds["sites"]) == [4] * rounds
     assert abs(he.rounds["pooled_score"] - plain.rounds["pooled_score"]).max() <= tolerance

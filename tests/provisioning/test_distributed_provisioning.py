@@ -18,8 +18,10 @@ from consortium.cli.main import main
 from consortium.protocol.files import HE_SIGNATURE_FILE
 from consortium.provisioning.builders.he_keys import PUBLIC_STATE_FILE, STATE_FILE
 from consortium.provisioning.distributed import bundle as ab
-from consortium.provisioning.distributed.approve import ProvisioningError, approve, request_site, seal_context
+from consortium.provisioning.distributed.approve import approve
+from consortium.provisioning.distributed.bundle import seal_context
 from consortium.provisioning.distributed.package import package
+from consortium.provisioning.distributed.request import ProvisioningError, request_site
 from consortium.provisioning.project import Project
 from consortium.provisioning.provision import provision
 
@@ -38,12 +40,12 @@ def flow(project, tmp_path_factory):
     (admin / "inbox").mkdir()
     request = (admin / "inbox" / f"{SITE}.request.zip")
     request.write_bytes((request_dir / f"{SITE}.request.zip").read_bytes())  # only the zip travels
-    assert main(["approve", str(request), "--workspace", str(admin / "ws"), "--project", str(project.path),
+    assert main(["site", "approve", str(request), "--workspace", str(admin / "ws"), "--project", str(project.path),
                  "--out", str(admin / "outbox"), "--add-site"]) == 0
     bundle = hospital / f"{SITE}.approved.zip"
     bundle.write_bytes((admin / "outbox" / bundle.name).read_bytes())
     fingerprint = ab.Bundle.read(bundle)[0].manifest["rootca_fingerprint"]
-    assert main(["package", str(bundle), "--request-dir", str(request_dir), "--fingerprint", fingerprint,
+    assert main(["site", "package", str(bundle), "--request-dir", str(request_dir), "--fingerprint", fingerprint,
                  "--workspace", str(hospital / "ws")]) == 0
     kit = hospital / "ws" / project.name / "prod_00" / SITE
     return {"root": root, "admin": admin, "hospital": hospital, "kits": kits, "request_dir": request_dir,
@@ -140,7 +142,7 @@ def test_approve_refuses_a_name_that_is_not_a_site_and_writes_nothing(flow, caps
     request = _new_request(flow, "stranger")
     project_yml = (flow["admin"] / "ws" / "project.yml").read_bytes()
 
-    rc = main(["approve", str(request), "--workspace", str(flow["admin"] / "ws"), "--out", str(flow["root"] / "o1")])
+    rc = main(["site", "approve", str(request), "--workspace", str(flow["admin"] / "ws"), "--out", str(flow["root"] / "o1")])
 
     err = capsys.readouterr().err
     assert rc == 2
@@ -210,7 +212,7 @@ def test_package_refuses_a_bundle_whose_manifest_was_rewritten(flow, tmp_path):
 def test_package_refuses_a_wrong_fingerprint(flow, tmp_path, capsys):
     wrong = "SHA256:" + ":".join(["AB"] * 32)
 
-    rc = main(["package", str(flow["bundle"]), "--request-dir", str(flow["request_dir"]), "--fingerprint", wrong,
+    rc = main(["site", "package", str(flow["bundle"]), "--request-dir", str(flow["request_dir"]), "--fingerprint", wrong,
                "--workspace", str(tmp_path / "ws")])
 
     err = capsys.readouterr().err
@@ -289,7 +291,7 @@ def test_add_site_makes_a_signed_kit_under_the_same_root_and_leaves_every_kit_as
     kits = admin_workspace / project.name / "prod_00"
     before = _hashes(kits)
 
-    assert main(["add-site", "geneva", "--org", "hug", "--workspace", str(admin_workspace),
+    assert main(["site", "add", "geneva", "--org", "hug", "--workspace", str(admin_workspace),
                  "--project", str(project.path)]) == 0
 
     after = _hashes(kits)
@@ -308,7 +310,7 @@ def test_add_site_makes_a_signed_kit_under_the_same_root_and_leaves_every_kit_as
 def test_add_site_refuses_a_name_already_in_the_consortium(admin_workspace, project, capsys):
     before = _hashes(admin_workspace)
 
-    rc = main(["add-site", "hungary", "--org", "hug", "--workspace", str(admin_workspace), "--project", str(project.path)])
+    rc = main(["site", "add", "hungary", "--org", "hug", "--workspace", str(admin_workspace), "--project", str(project.path)])
 
     assert rc == 2
     assert f"{admin_workspace / 'project.yml'}: field 'participants' already has 'hungary'" in capsys.readouterr().err

@@ -1,5 +1,5 @@
 """The recipes: jobs/ is their export, byte for byte; a configuration is checked when it is made,
-naming the field and the value; an exported job is one `consortium validate` admits."""
+naming the field and the value; an exported job is one `consortium job validate` admits."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def test_every_committed_job_folder_is_the_export_of_its_recipe(tmp_path):
         assert _files(JOBS / name) == _files(tmp_path / name), f"jobs/{name}: other files than its export"
         for rel in _files(tmp_path / name):
             assert filecmp.cmp(JOBS / name / rel, tmp_path / name / rel, shallow=False), (
-                f"jobs/{name}/{rel} differs from its recipe's export: run `make jobs` (consortium jobs export)")
+                f"jobs/{name}/{rel} differs from its recipe's export: run `make jobs` (consortium job export)")
 
 
 def test_an_exported_variant_passes_the_consortiums_job_check(tmp_path):
@@ -88,3 +88,11 @@ def test_a_misspelt_class_fails_when_the_recipe_is_built():
 
     with pytest.raises(ValueError, match="SegmentationUNett"):
         Misspelt(ImagingConfig())
+
+
+def test_a_site_norm_bound_follows_the_job_into_its_he_variant(tmp_path):
+    """Under HE the server cannot see norms: each site's encrypt filter checks its own update's."""
+    HeartRecipe(HeartConfig(name="heart_he_bound", he=True, max_update_norm=3.0)).export(str(tmp_path))
+    client = json.loads((tmp_path / "heart_he_bound" / "app" / "config" / "config_fed_client.json").read_text())
+    (encrypt,) = [f for entry in client["task_result_filters"] for f in entry["filters"] if f["path"].endswith("HEEncryptResult")]
+    assert encrypt["args"]["max_update_norm"] == 3.0

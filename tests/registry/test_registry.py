@@ -137,9 +137,9 @@ def test_the_rollback_incident_command_writes_the_job(tmp_path, registry):
     from consortium.cli.main import main
 
     run = _run_folder(tmp_path, registry)
-    assert main(["rollback", str(run), "2", "--rounds", "3", "--out", str(tmp_path / "rolled")]) == 0
+    assert main(["incident", "rollback", str(run), "2", "--rounds", "3", "--out", str(tmp_path / "rolled")]) == 0
     server = json.loads((tmp_path / "rolled" / "app" / "config" / "config_fed_server.json").read_text())
     sag = next(w for w in server["workflows"] if w["id"] == "scatter_and_gather")["args"]
     assert (sag["start_round"], sag["num_rounds"]) == (2, 3)
-    assert main(["rollback", str(run), "9", "--out", str(tmp_path / "nope")]) == 2  # no such version: an error, no job
+    assert main(["models", "rollback", str(run), "9", "--out", str(tmp_path / "nope")]) == 2  # no such version: an error, no job
     assert not (tmp_path / "nope").exists()

@@ -1,9 +1,6 @@
 """Kits whose private key never leaves the hospital: FLARE's distributed provisioning
-(``nvflare cert request`` / ``approve``, ``nvflare package``) with what a consortium kit needs.
-
-    consortium site request NAME --org ORG --out DIR     at the hospital: key, CSR, request zip in DIR
-    consortium approve NAME.request.zip --workspace WS    the project admin: sign with the root CA of WS
-    consortium package NAME.approved.zip --request-dir DIR --fingerprint SHA256:...   at the hospital
+(``nvflare cert request`` / ``approve``, ``nvflare package``) with what a consortium kit needs:
+the project admin's approval (``consortium site approve NAME.request.zip --workspace WS``).
 
 ``approve`` signs with the root CA that ``consortium provision`` made and keeps in
 ``<WS>/<project>/state/cert.json`` (kits of both paths trust each other) and refuses a name that
@@ -15,78 +12,24 @@ signature and hashes, lets FLARE build the kit, then installs the site policies
 (:func:`~consortium.provisioning.provision.install_site_policies`) and the HE contexts with the root CA's
 signatures of them in ``startup/consortium_he_signature.json`` (FLARE's signature.json format:
 a distributed kit has no ``signature.json``, which would have to sign the site's private key).
-FLARE runs as a subprocess (its command handlers exit the process on error).
 """
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
 import yaml
 
-from consortium.defaults import default_path
 from consortium.fileio import path_under
 from consortium.names import check_name
 from consortium.provisioning.distributed import bundle as ab
+from consortium.provisioning.distributed.request import ProvisioningError, nvflare
 from consortium.provisioning.project import Project
-
-COMMANDS = ("site", "approve", "package")
-
-KIT_BUILDERS = ("WorkspaceBuilder", "StaticFileBuilder", "CertBuilder")  # FLARE's, run by `nvflare package`
-
-
-class ProvisioningError(ValueError):
-    """A request, approval or kit refused; the message names the file, field and value."""
-
-
-def nvflare(args: list[str], what: str) -> dict:
-    """Run ``nvflare --format json ARGS``; its ``data`` or ProvisioningError with FLARE's reason."""
-    proc = subprocess.run([sys.executable, "-m", "nvflare.cli", "--format", "json", *args],
-                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
-    answer = _last_json(proc.stdout) or _last_json(proc.stderr)
-    if proc.returncode == 0 and answer and answer.get("status") == "ok":
-        return answer.get("data") or {}
-    if not answer:
-        raise ProvisioningError(f"{what}: nvflare {' '.join(args[:2])} failed (exit {proc.returncode}): "
-                                f"{(proc.stderr or proc.stdout).strip()[-600:]}")
-    reason = "; ".join(str(answer[k]) for k in ("error_code", "message", "hint", "detail") if answer.get(k))
-    raise ProvisioningError(f"{what}: refused by nvflare {' '.join(args[:2])}: {reason}")
-
-
-def _last_json(text: str) -> dict | None:
-    for line in reversed(text.strip().splitlines()):
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(value, dict):
-            return value
-    return None
-
-
-def request_site(name: str, org: str, out: Path, project: Project) -> Path:
-    """Key, CSR and ``NAME.request.zip`` in ``out`` (mode 0700); only the zip is to be sent.
-    ``name`` and ``org`` are checked against FLARE's rules before anything is written."""
-    check_name("site", name, "site request: NAME")
-    check_name("org", org, "site request: --org")
-    builders = [b for b in project.config.get("builders") or [] if str(b.get("path", "")).rsplit(".", 1)[-1] in KIT_BUILDERS]
-    definition = {"name": project.name, "participants": [{"name": name, "type": "client", "org": org}],
-                  "builders": builders}
-    out = out.resolve()
-    out.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with tempfile.TemporaryDirectory() as tmp:
-        participant = path_under(tmp, f"{name}.yml")
-        participant.write_text(yaml.safe_dump(definition, sort_keys=False))
-        data = nvflare(["cert", "request", "-p", str(participant), "--out", str(out)], f"site request {name!r}")
-    return Path(data["request_zip"])
 
 
 def read_request(request_zip: Path) -> dict:
@@ -201,7 +144,7 @@ def approve(request_zip: Path, workspace: Path, policies: Project, out: Path | N
         with zipfile.ZipFile(io.BytesIO(members[f"{name}.signed.zip"])) as zf:
             site_cert = load_crt_bytes(zf.read(f"{name}.crt"))
         client, server = (state / STATE_FILE).read_bytes(), (state / PUBLIC_STATE_FILE).read_bytes()
-        members[ab.CLIENT_SEALED] = ab.seal(client, site_cert.public_key(), seal_context(consortium.name, name, request_id))
+        members[ab.CLIENT_SEALED] = ab.seal(client, site_cert.public_key(), ab.seal_context(consortium.name, name, request_id))
         members[ab.SERVER_CONTEXT] = server
         members[ab.HE_SIGNATURE] = json.dumps({"client_context.tenseal": sign_content(client, root_key),
                                                "server_context.tenseal": sign_content(server, root_key)}).encode()
@@ -211,58 +154,3 @@ def approve(request_zip: Path, workspace: Path, policies: Project, out: Path | N
     if name not in consortium.clients:
         (workspace / "project.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     return target
-
-
-def seal_context(project: str, name: str, request_id: str) -> str:
-    return f"{project}/{name}/{request_id}/client_context.tenseal"
-
-
-def add_parser(sub) -> None:
-    """``site request``, ``approve`` and ``package`` under the ``consortium`` command's subparsers."""
-    site = sub.add_parser("site", help="at a hospital: request a kit whose private key stays there")
-    p = site.add_subparsers(dest="action", required=True).add_parser(
-        "request", help="make the site's key and certificate request; send only NAME.request.zip")
-    p.add_argument("name", help="the site's name")
-    p.add_argument("--org", required=True, help="the hospital's organisation")
-    p.add_argument("--out", type=Path, default=None, help="folder for key and request, kept at the site (default: ./NAME)")
-    p.add_argument("--project", type=Path, default=default_path("provisioning/project.yml"),
-                   help="the consortium's project.yml: its name and kit builders (default: %(default)s)")
-
-    p = sub.add_parser("approve", help="project admin: sign a site's request with the consortium's root CA")
-    p.add_argument("request_zip", type=Path, help="NAME.request.zip from `consortium site request`")
-    p.add_argument("--workspace", type=Path, required=True,
-                   help="the provisioning workspace (`consortium provision --output`, or a POC workspace)")
-    p.add_argument("--project", type=Path, default=default_path("provisioning/project.yml"),
-                   help="project.yml beside the site policy templates to send (default: %(default)s)")
-    p.add_argument("--out", type=Path, default=None, help="folder for NAME.approved.zip (default: beside the request)")
-    p.add_argument("--add-site", action="store_true", help="add a site not yet in <workspace>/project.yml")
-    p.add_argument("--valid-days", type=int, default=1095, help="certificate validity (default: %(default)s)")
-
-    p = sub.add_parser("package", help="at a hospital: build the startup kit from an approval bundle")
-    p.add_argument("bundle", type=Path, help="NAME.approved.zip from `consortium approve`")
-    p.add_argument("--request-dir", type=Path, required=True, help="the folder of `consortium site request`")
-    p.add_argument("--fingerprint", required=True,
-                   help="the root CA's SHA-256 fingerprint, as the project admin gave it to you out of band")
-    p.add_argument("--workspace", type=Path, default=Path("workspace"),
-                   help="where the kit is written: WS/<project>/prod_00/NAME (default: %(default)s)")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Errors are ValueErrors naming file, field and value (``consortium`` prints them, exit 2)."""
-    if args.command == "site":
-        check_name("site", args.name, "site request: NAME")  # before ./NAME is made from it
-        out = args.out or Path(args.name)
-        zip_path = request_site(args.name, args.org, out, Project.load(args.project))
-        print(f"request: {zip_path}\nsend only this zip to the project admin; {out} keeps the private key")
-    elif args.command == "approve":
-        bundle = approve(args.request_zip, args.workspace, Project.load(args.project), args.out,
-                         add_site=args.add_site, valid_days=args.valid_days)
-        manifest = ab.Bundle.read(bundle)[0].manifest
-        print(f"approved: {bundle}\nroot CA fingerprint (tell the site out of band): {manifest['rootca_fingerprint']}")
-        if args.add_site:
-            print(f"{manifest['name']} is a site of {args.workspace / 'project.yml'}; add it to {args.project} too")
-    else:
-        from consortium.provisioning.distributed.package import package
-
-        print(f"startup kit: {package(args.bundle, args.request_dir, args.fingerprint, args.workspace)}")
-    return 0

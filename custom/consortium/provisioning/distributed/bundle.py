@@ -3,7 +3,7 @@
 FLARE's ``nvflare cert approve`` returns ``NAME.signed.zip`` (certificate, root CA, signed
 metadata; FLARE refuses any other member in it). A consortium kit needs more: the site policy
 templates with the consortium's project.yml (to run :func:`~consortium.provisioning.provision.install_site_policies`
-at the hospital) and, where the consortium uses HE, its CKKS contexts. ``consortium approve``
+at the hospital) and, where the consortium uses HE, its CKKS contexts. ``consortium site approve``
 therefore writes ``NAME.approved.zip``::
 
     NAME.signed.zip                  FLARE's, byte for byte
@@ -129,7 +129,7 @@ class Bundle:
         except (zipfile.BadZipFile, OSError) as e:
             raise BundleError(f"{path}: not a readable approval bundle ({e})") from None
         if MANIFEST not in data or MANIFEST_SIG not in data:
-            raise BundleError(f"{path}: missing {MANIFEST} or {MANIFEST_SIG}: not made by `consortium approve`")
+            raise BundleError(f"{path}: missing {MANIFEST} or {MANIFEST_SIG}: not made by `consortium site approve`")
         raw, signature = data.pop(MANIFEST), data.pop(MANIFEST_SIG)
         try:
             manifest = json.loads(raw)
@@ -161,3 +161,7 @@ class Bundle:
         for name, digest in files.items():
             if sha256(self.members[name]) != digest:
                 raise BundleError(f"{source}: member {name} does not match its SHA-256 in {MANIFEST} (altered)")
+
+
+def seal_context(project: str, name: str, request_id: str) -> str:
+    return f"{project}/{name}/{request_id}/client_context.tenseal"

@@ -1,4 +1,4 @@
-"""``consortium package``: the hospital turns an approval bundle into its startup kit.
+"""``consortium site package``: the hospital turns an approval bundle into its startup kit.
 
 Checks, in order, before anything is written: the root CA in FLARE's signed zip has the
 fingerprint the project admin gave out of band; the bundle's manifest is that root CA's signature
@@ -25,7 +25,7 @@ from consortium.fileio import SECRET_MODE, path_under, restrict_secrets
 from consortium.names import check_name
 from consortium.protocol.files import HE_SIGNATURE_FILE
 from consortium.provisioning.distributed import bundle as ab
-from consortium.provisioning.distributed.approve import ProvisioningError, nvflare, seal_context
+from consortium.provisioning.distributed.request import ProvisioningError, nvflare
 from consortium.provisioning.project import Project
 from consortium.provisioning.provision import install_site_policies
 
@@ -46,7 +46,7 @@ def verified_bundle(path: Path, fingerprint: str) -> tuple[ab.Bundle, object]:
     expected = normalize_sha256_fingerprint(fingerprint or "")
     if not expected:
         raise ProvisioningError(f"--fingerprint = {fingerprint!r} is not a SHA-256 fingerprint (SHA256:AA:BB:...); "
-                                "ask the project admin for the root CA fingerprint `consortium approve` printed")
+                                "ask the project admin for the root CA fingerprint `consortium site approve` printed")
     bundle, raw, signature = ab.Bundle.read(path)
     name = bundle.manifest.get("name")
     signed = bundle.members.get(f"{name}.signed.zip")
@@ -80,7 +80,7 @@ def _he_contexts(bundle: ab.Bundle, root, request_dir: Path, source: Path) -> di
         key = load_pem_private_key(key_path.read_bytes(), None)
     except (OSError, ValueError) as e:
         raise ProvisioningError(f"{key_path}: the site's private key cannot be read ({e})") from None
-    client = ab.unseal(bundle.members[ab.CLIENT_SEALED], key, seal_context(m["project"], m["name"], m["request_id"]),
+    client = ab.unseal(bundle.members[ab.CLIENT_SEALED], key, ab.seal_context(m["project"], m["name"], m["request_id"]),
                        f"{source}: {ab.CLIENT_SEALED}")
     server = bundle.members[ab.SERVER_CONTEXT]
     signatures = json.loads(bundle.members[ab.HE_SIGNATURE])
