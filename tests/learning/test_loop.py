@@ -12,7 +12,8 @@ import torch
 from nvflare.app_opt.pt.fedproxloss import PTFedProxLoss
 from torch import nn
 
-from consortium.learning.loop import ProximalTerm, TrainConfig, get_weights, run_local_training, set_weights, sgd, train_with_sgd
+from consortium.learning.fedprox import ProximalTerm
+from consortium.learning.loop import TrainConfig, get_weights, run_local_training, set_weights, sgd, train_with_sgd
 from consortium.learning.tabular import LogisticRegression, tabular_loader
 
 

@@ -6,7 +6,7 @@ cannot drift: the executors' training arguments are
 :class:`~consortium.training_settings.LocalTrainingSettings`' fields with its own rules
 (:data:`~consortium.training_settings.SCALAR_RULES`), ``dp_sgd`` is
 :class:`~consortium.privacy.dp_sgd.DPSGDConfig`, the DP filter
-:class:`~consortium.privacy.policy.UpdatePrivacyPolicy`, the aggregator
+:class:`~consortium.privacy.update_privacy.UpdatePrivacyPolicy`, the aggregator
 :class:`~consortium.aggregation.config.AggregatorConfig`; building a spec fails when a field
 has no rule. ``tests/cli/test_job_values.py`` checks every spec against its class's constructor.
 
@@ -54,7 +54,7 @@ from consortium.operations.drills import FAULTS
 from consortium.privacy.accounting import ACCOUNTANTS
 from consortium.privacy.dp_sgd import DPSGDConfig
 from consortium.privacy.gaussian import ADJACENCIES
-from consortium.privacy.policy import UpdatePrivacyPolicy
+from consortium.privacy.update_privacy import UpdatePrivacyPolicy
 from consortium.training_settings import (
     DP_SGD_TYPES,
     EPOCHS_RULE,

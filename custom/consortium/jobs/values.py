@@ -1,5 +1,5 @@
 """Every value of a job config checked against a typed spec of the component it belongs to, so
-that ``consortium validate`` refuses what a site or the server would refuse late (or run wrongly).
+that ``consortium job validate`` refuses what a site or the server would refuse late (or run wrongly).
 
 Structure: ``components``, ``workflows``, ``executors`` and the filter lists are lists of objects;
 a component is ``{"id", "path", "args"}`` (``args`` an object), an executor entry ``{"tasks",
@@ -9,7 +9,7 @@ does not take is refused (FLARE would pass it to the constructor and the site wo
 each value must have the spec's type and lie in its range, references name a component of the
 same file, site names are sites of the consortium. The typed configs the components build
 (:class:`~consortium.training_settings.LocalTrainingSettings`,
-:class:`~consortium.privacy.policy.UpdatePrivacyPolicy`,
+:class:`~consortium.privacy.update_privacy.UpdatePrivacyPolicy`,
 :class:`~consortium.flare.aggregators.round.AggregatorConfig`) then check how the values combine.
 
 A path without a spec is left to the class allow-list (:mod:`consortium.jobs.validate`); nothing

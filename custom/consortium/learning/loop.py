@@ -4,7 +4,7 @@ weights in and out.
 The loop takes its optimiser and its batches from the caller, so that a privacy engine
 (``opacus.PrivacyEngine.make_private``) can wrap both without the loop changing. FedProx's proximal
 term is not added to the loss: Opacus replaces ``p.grad`` with its clipped, noised per-example mean,
-which would silently drop a gradient that came from the loss. :class:`ProximalTerm` instead adds its
+which would silently drop a gradient that came from the loss. :class:`~consortium.learning.fedprox.ProximalTerm` instead adds its
 gradient ``mu (w - w_global)`` in a step pre-hook of the (inner) optimiser, after any such
 replacement and before the update, so the minimised objective stays
 ``loss(w) + mu/2 ||w - w_global||^2`` (Li et al. 2020, "Federated Optimization in Heterogeneous
@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+
+from consortium.learning.fedprox import ProximalTerm
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
@@ -65,33 +67,6 @@ def sgd(model: nn.Module, config: TrainConfig) -> torch.optim.SGD:
     """The optimiser every site uses by default: SGD with ``config.lr`` and ``config.momentum``.
     FedNova's normaliser for it is :func:`consortium.learning.fednova.local_normaliser`."""
     return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
-
-
-class ProximalTerm:
-    """FedProx's ``mu/2 ||w - w_ref||^2`` applied as a gradient term ``mu (w - w_ref)``.
-
-    :meth:`attach` registers it on an optimiser as a step pre-hook; attach it to the optimiser that
-    performs the parameter update (for Opacus, the one passed to ``make_private``: its
-    ``DPOptimizer`` calls the inner optimiser's ``step`` after writing the noised gradient).
-    """
-
-    def __init__(self, model: nn.Module, mu: float) -> None:
-        if not mu >= 0:
-            raise ValueError(f"FedProx mu must be >= 0, got {mu!r}")
-        self.mu = float(mu)
-        self.reference = {id(p): p.detach().clone() for p in model.parameters()}
-
-    def add_gradient(self, params: Iterable[torch.Tensor]) -> None:
-        for p in params:
-            if p.grad is not None and id(p) in self.reference:
-                p.grad.add_(p.detach() - self.reference[id(p)], alpha=self.mu)
-
-    def attach(self, optimizer: torch.optim.Optimizer):
-        """Add the term before every ``optimizer.step()``; returns the hook handle."""
-        def hook(opt, _args, _kwargs):
-            for group in opt.param_groups:
-                self.add_gradient(group["params"])
-        return optimizer.register_step_pre_hook(hook)
 
 
 def run_local_training(

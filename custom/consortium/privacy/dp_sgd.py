@@ -25,7 +25,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from consortium.learning.loop import ProximalTerm, TrainConfig, TrainResult, run_local_training, seeded, sgd
+from consortium.learning.fedprox import ProximalTerm
+from consortium.learning.loop import TrainConfig, TrainResult, run_local_training, seeded, sgd
 from consortium.privacy.accounting import check_accountant, check_delta, noise_multiplier_for
 from consortium.privacy.ledger import Release
 

@@ -7,7 +7,7 @@ The fields map one to one onto the job's JSON: the local-training fields onto th
 ``args`` (checked by :class:`~consortium.training_settings.LocalTrainingSettings`), ``dp_sgd`` onto
 its ``dp_sgd`` (:class:`~consortium.privacy.dp_sgd.DPSGDConfig`), ``update_privacy`` onto the
 args of the job's :class:`~consortium.flare.filters.dp.GaussianUpdatePrivacy` filter
-(:class:`~consortium.privacy.policy.UpdatePrivacyPolicy`).
+(:class:`~consortium.privacy.update_privacy.UpdatePrivacyPolicy`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
-from consortium.privacy.policy import UpdatePrivacyPolicy
+from consortium.privacy.update_privacy import UpdatePrivacyPolicy
 from consortium.training_settings import MAX_ROUNDS, LocalTrainingSettings
 
 ALGORITHMS = ("fedavg", "fedprox", "fednova")
@@ -133,7 +133,7 @@ class JobConfig:
             if not positive_int(getattr(self, name)):
                 self.fail(name, "must be a positive integer")
         if self.rounds > MAX_ROUNDS:
-            self.fail("rounds", f"must be at most {MAX_ROUNDS} (consortium validate refuses more)")
+            self.fail("rounds", f"must be at most {MAX_ROUNDS} (consortium job validate refuses more)")
         if self.metrics_port > 65535:
             self.fail("metrics_port", "must be a TCP port, at most 65535")
         if self.algorithm == "fedprox" and not positive_number(self.fedprox_mu):
