@@ -1,6 +1,6 @@
 """The consortium's closed class allow-list, and the one resolver every class path in a job goes
 through: FLARE's authorizer at the server and each site reads the same list from the kit's
-``local/resources.json``; our executors, persistors and ``consortium validate`` call
+``local/resources.json``; our executors, persistors and ``consortium job validate`` call
 :func:`resolve_component`.
 
 The list holds exact class paths only, by role: exactly the classes the shipped recipe catalogue

@@ -1,5 +1,5 @@
 """What a job's app folder may hold: configuration only. One pure check, run by
-``consortium validate`` on every app of a job, and at deployment by the server and every site
+``consortium job validate`` on every app of a job, and at deployment by the server and every site
 (:class:`consortium.flare.job_content.JobContentValidator`, FLARE's ``app_validator``).
 
 An app holds:

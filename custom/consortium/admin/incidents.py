@@ -1,8 +1,8 @@
 """An admin's incident commands against a running POC job (:mod:`consortium.operations.incidents`):
 
-    consortium freeze JOB_ID [--reason TEXT]          no new global model leaves the server
-    consortium quarantine JOB_ID SITE [--reason TEXT] the site's results refused from the next round
-    consortium thaw JOB_ID [--reason TEXT]            rounds go on (a quarantine stays)
+    consortium incident freeze JOB_ID [--reason TEXT]           no new global model leaves the server
+    consortium incident quarantine JOB_ID SITE [--reason TEXT]  the site's results refused from the next round
+    consortium incident thaw JOB_ID [--reason TEXT]             rounds go on (a quarantine stays)
 
 The POC's command line runs on the server's machine, so it appends the event to the control file in
 the job's run folder directly; the server applies it between rounds, writes it to FLARE's job audit
@@ -24,7 +24,7 @@ def control_file(state: PocState, job_id: str) -> Path:
     run = state.server_dir() / job_id
     if not run.is_dir():
         raise PocError(f"{run}: no run folder for job {job_id} on this POC's server (is the job id right? "
-                       "`consortium submit` prints it)")
+                       "`consortium job submit` prints it)")
     if (run / TRAINING_STATUS_FILE).is_file():
         raise PocError(f"job {job_id} has finished training ({run / TRAINING_STATUS_FILE}); an incident control "
                        "has no effect on it: roll back with `consortium models rollback`")

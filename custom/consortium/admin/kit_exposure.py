@@ -1,4 +1,4 @@
-"""What a kit exposes beyond the consortium's defaults, for ``consortium doctor``: the classes its
+"""What a kit exposes beyond the consortium's defaults, for ``consortium kit doctor``: the classes its
 allow-list admits beyond :data:`consortium.allowlist.DEFAULT_ALLOW_LIST` (a site's own additions,
 or prefixes that admit whole packages), whether its startup declares the job-content validator,
 and secrets (private keys, ``cert.json``, CKKS contexts) that its group or others can read.

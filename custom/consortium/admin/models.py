@@ -5,7 +5,7 @@ FLARE leaves RUNNING for a job its dead server was running.
     consortium models list RUN            every version: score, round, contributors, SHA-256
     consortium models best RUN            the version with the best pooled score
     consortium models rollback RUN V      a job folder that starts from version V (optionally submitted)
-    consortium resume JOB_ID              the POC job a dead server was running, from its last version
+    consortium job resume JOB_ID              the POC job a dead server was running, from its last version
 
 RUN is a downloaded job result (``results/<job id>``) or a job's run folder on the server.
 The new job is the old job's own configuration (from its run folder) with the version's file

@@ -1,4 +1,4 @@
-"""``consortium revoke-site NAME`` (and ``--undo``): a project admin takes a hospital out of the
+"""``consortium site revoke NAME`` (and ``--undo``): a project admin takes a hospital out of the
 consortium through FLARE's admin API, as the admin console would.
 
 FLARE's ``disable_client`` ends the site's session and refuses its registration and heartbeats

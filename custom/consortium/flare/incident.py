@@ -59,7 +59,7 @@ class IncidentGate:
         """Return when the job is not frozen (at once when it never was) or is aborted."""
         state = self.poll(fl_ctx)
         if state.frozen:
-            self.component.log_warning(fl_ctx, "FROZEN: no new global model is sent until `consortium thaw`")
+            self.component.log_warning(fl_ctx, "FROZEN: no new global model is sent until `consortium incident thaw`")
         while state.frozen and not (abort_signal is not None and abort_signal.triggered):
             time.sleep(POLL_S)
             state = self.poll(fl_ctx)

@@ -1,6 +1,6 @@
 """The consortium's deny list: sites revoked by the project admin.
 
-FLARE keeps it: the admin command ``disable_client NAME`` (``consortium revoke-site``) adds the
+FLARE keeps it: the admin command ``disable_client NAME`` (``consortium site revoke``) adds the
 name to ``<server workspace>/disabled_clients.json`` (``{"disabled_clients": [...]}``), after
 which the server refuses that name's registration and heartbeats, across server restarts. FLARE
 has no certificate revocation (no CRL, no OCSP): the site's certificate stays valid and the

@@ -5,9 +5,9 @@ consortium's execution environments:
     from consortium.recipes import ConsortiumSimEnv, HeartConfig, HeartRecipe
 
     recipe = HeartRecipe(HeartConfig(name="heart_fedprox", algorithm="fedprox", fedprox_mu=1.0, rounds=5))
-    result = recipe.execute(ConsortiumSimEnv()).get_result()   # the folder `consortium report` reads
+    result = recipe.execute(ConsortiumSimEnv()).get_result()   # the folder `consortium job report` reads
 
-``jobs/`` is the export of :data:`~consortium.recipes.catalogue.JOBS` (``consortium jobs export``).
+``jobs/`` is the export of :data:`~consortium.recipes.catalogue.JOBS` (``consortium job export``).
 """
 
 from consortium.recipes.base import ConsortiumRecipe

@@ -6,7 +6,7 @@ its model, its executor, its tasks and the components only it needs.
 Under HE the server keeps ciphertexts only: the persistor, shareable generator and aggregator are
 the encrypted ones, no model registry or cross-site evaluation (they need a plaintext model), and
 the sites decrypt the global model and encrypt their pre-weighted update with the job's filters
-(the same replacement as :func:`consortium.cli.he_jobs.he_configs` makes on a folder).
+(the recipes are the one generator of HE jobs).
 """
 
 from __future__ import annotations

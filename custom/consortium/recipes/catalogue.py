@@ -1,5 +1,5 @@
 """The consortium's shipped jobs: each ``jobs/<name>`` folder is the export of one configuration
-here. ``consortium jobs export`` (``make jobs``) writes them all; a test fails when a committed
+here. ``consortium job export`` (``make jobs``) writes them all; a test fails when a committed
 folder differs from its export.
 
     JOBS["heart_fedprox"]()          # the recipe

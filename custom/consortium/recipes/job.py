@@ -112,7 +112,7 @@ class _FolderConfig(FedJobConfig):
 class FolderJob(FedJob):
     """A job folder as it is on disk (hand-edited JSON, a rollback job), to run it in an execution
     environment as it stands: its export is a copy of the folder (checked by the environment, as
-    ``consortium validate`` checks it)."""
+    ``consortium job validate`` checks it)."""
 
     def __init__(self, folder: Path | str) -> None:
         folder = Path(folder).resolve()

@@ -8,7 +8,7 @@ A site named in ``faults`` replaces its update, round after round, by the listed
 ``nan`` (one value NaN), ``shape`` (one tensor a value short), ``huge`` (scaled by 10^4),
 ``sign_flip_x50`` (the poisoning of ``benchmarks/poisoning.py``), ``none`` (an honest round).
 Sites not named are untouched.
-Never part of a production job: ``consortium validate`` names it in its output.
+Never part of a production job: ``consortium job validate`` names it in its output.
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ def _load_bytes(name: str, fl_ctx: FLContext) -> bytes:
     data, rc = SecurityContentService.load_content(name)
     manager = SecurityContentService.security_content_manager
     if rc == LoadResult.NOT_SIGNED and manager is not None and not manager.valid_config:
-        # a kit packaged from a request (`consortium package`) has no signature.json, which would have
+        # a kit packaged from a request (`consortium site package`) has no signature.json, which would have
         # to sign the site's private key: its CKKS contexts carry the root CA's signatures in their own
         # file, checked by FLARE's manager against the kit's rootCA.pem in the same way
         data, rc = _load_distributed_kit(SecurityContentService.content_folder, name)

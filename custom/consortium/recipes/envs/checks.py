@@ -1,5 +1,5 @@
 """What every environment does first: the job's folder as it will be deployed, checked against the
-consortium as ``consortium validate`` checks it."""
+consortium as ``consortium job validate`` checks it."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from consortium.recipes.job import FolderJob
 
 @contextlib.contextmanager
 def checked_export(job: FedJob, project: Project) -> Iterator[Path]:
-    """The job's folder as it will be deployed, checked as ``consortium validate`` checks it (a
+    """The job's folder as it will be deployed, checked as ``consortium job validate`` checks it (a
     :class:`FolderJob` is checked in place, so errors name the user's files)."""
     sites, allowed = project.clients, AllowList.of_project(project)
     if isinstance(job, FolderJob):

@@ -66,7 +66,7 @@ class ConsortiumSimEnv(SimEnv):
             allow-list is enforced.
         workspace_root: each job runs in ``<workspace_root>/<job name>`` (FLARE's default root;
             ``NVFLARE_SIMULATOR_WORKSPACE_ROOT`` overrides it, as for SimEnv).
-        workspace: one fixed simulator workspace instead (``consortium simulate -w``).
+        workspace: one fixed simulator workspace instead (``consortium job simulate -w``).
         threads: sites trained at once (default: all).
         profiles: scanner profiles from which each site makes its imaging data (imaging jobs).
     """
