@@ -7,6 +7,7 @@ import json
 import pytest
 
 from consortium.protocol.evaluation import Evaluation
+from consortium.protocol.round_record import RoundRecord
 from consortium.reports.job_report import GLOBAL, load_results, write_report
 
 SITES = ("cleveland", "hungary")
@@ -14,7 +15,8 @@ SITES = ("cleveland", "hungary")
 
 def job_result(tmp_path, personalised: dict[str, tuple[float, int]]):
     (tmp_path / "progress.jsonl").write_text(
-        json.dumps({"round": 0, "metric": "dice", "pooled_score": 0.5, "mean_train_loss": 0.4}) + "\n")
+        RoundRecord(round=0, sites=2, metric="dice", pooled_score=0.5, mean_train_loss=0.4,
+                    contributors=list(SITES)).to_json_line() + "\n")
     table = {}
     for site in SITES:
         glob = Evaluation("dice", 10, 8.0, loss=0.2)
@@ -47,8 +49,9 @@ def test_sites_that_personalised_differently_are_refused(tmp_path):
 
 
 def _rounds(tmp_path, records):
-    (tmp_path / "progress.jsonl").write_text("".join(json.dumps({"metric": "dice", "pooled_score": 0.5,
-                                                                 "mean_train_loss": 0.4} | r) + "\n" for r in records))
+    (tmp_path / "progress.jsonl").write_text("".join(
+        RoundRecord(**{"sites": 2, "metric": "dice", "pooled_score": 0.5, "mean_train_loss": 0.4} | r).to_json_line() + "\n"
+        for r in records))
 
 
 def test_the_report_names_rejections_missing_sites_alerts_and_an_early_stop(tmp_path):

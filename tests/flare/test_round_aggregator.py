@@ -18,6 +18,7 @@ from nvflare.app_common.app_constant import AppConstants
 from consortium.aggregation.fednova import fednova_update
 from consortium.flare.aggregators.round import ROUND_RECORD_EVENT, ROUND_RECORD_PROP, RoundAggregator
 from consortium.flare.listeners.progress_writer import RoundProgressWriter
+from consortium.protocol.round_record import RoundRecord
 
 GLOBAL = {"w": np.zeros(2, dtype=np.float32)}
 
@@ -205,7 +206,6 @@ def test_a_result_flare_turned_away_is_named_with_the_sites_reason(engine, fl_ct
 
 
 def test_a_result_the_site_s_audit_trail_withheld_is_listed_with_the_site_s_reason(engine, fl_ctx, tmp_path):
-    from consortium.aggregation.round_summary import RoundSummary
     from consortium.flare.audit.site import withhold
 
     engine.handlers.append(RoundProgressWriter())
@@ -220,8 +220,7 @@ def test_a_result_the_site_s_audit_trail_withheld_is_listed_with_the_site_s_reas
     line = records(tmp_path)[-1]
     assert line["withheld"] == {"cleveland": "audit trail not writable at cleveland"}
     assert line["contributors"] == ["a"] and "cleveland withheld its result (AUDIT_FAILED)" in line["rejected"]["cleveland"]
-    summary = RoundSummary(**{k: line[k] for k in RoundSummary.__dataclass_fields__ if k in line})
-    assert summary.line(2).endswith("withheld: cleveland (audit trail not writable at cleveland)")  # what submit prints
+    assert RoundRecord.from_dict(line).line(2).endswith("withheld: cleveland (audit trail not writable at cleveland)")  # what submit prints
 
 
 def test_an_error_reply_without_a_reason_stays_rejected_and_the_withheld_list_starts_afresh_each_round(

@@ -8,7 +8,7 @@
 * :class:`ResumablePTPersistor`: FLARE's ``PTFileModelPersistor`` that can start a job from a
   registry version shipped inside the job folder (``resume_from``, relative to the app folder),
   refusing it when its SHA-256 is not ``resume_sha256``. ``consortium models rollback`` and
-  ``consortium resume`` write such jobs.
+  ``consortium job resume`` write such jobs.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from nvflare.app_common.app_event_type import AppEventType
 from nvflare.app_opt.pt.file_model_persistor import PTFileModelPersistor
 
 from consortium.allowlist import build_model
-from consortium.flare.aggregators.round import ROUND_RECORD_EVENT, ROUND_RECORD_PROP
+from consortium.flare.aggregators.round import ROUND_RECORD_EVENT, announced_record
+from consortium.protocol.round_record import RoundRecord
 from consortium.registry.store import FOLDER, ModelRegistry, RegistryError, load_arrays
 
 
@@ -43,7 +44,7 @@ class ModelRegistryWriter(FLComponent):
         super().__init__()
         self.aggregator_id = aggregator_id
         self.registry: ModelRegistry | None = None
-        self._record: dict | None = None
+        self._record: RoundRecord | None = None
 
     def handle_event(self, event_type: str, fl_ctx: FLContext) -> None:
         try:
@@ -55,10 +56,8 @@ class ModelRegistryWriter(FLComponent):
             elif event_type == AppEventType.ROUND_STARTED:
                 self._starting_model(fl_ctx)
             elif event_type == ROUND_RECORD_EVENT:
-                record = fl_ctx.get_prop(ROUND_RECORD_PROP)
-                if isinstance(record, dict):
-                    self._record = record
-                    self.registry.set_score(int(record["round"]), record.get("metric", "score"), record["pooled_score"])
+                self._record = announced_record(fl_ctx)
+                self.registry.set_score(self._record.round, self._record.metric, self._record.pooled_score)
             elif event_type == AppEventType.AFTER_SHAREABLE_TO_LEARNABLE:
                 self._new_version(fl_ctx)
         except (OSError, RegistryError, KeyError, TypeError, ValueError) as e:
@@ -83,8 +82,8 @@ class ModelRegistryWriter(FLComponent):
         weights = _weights(fl_ctx.get_prop(AppConstants.GLOBAL_MODEL))
         if weights is None or number is None:
             return
-        record = self._record if self._record is not None and self._record.get("round") == number else {"round": number}
-        entry = self.registry.add(int(number) + 1, weights, self._server_state(fl_ctx), record)
+        made_by = self._record.to_dict() if self._record is not None and self._record.round == number else {"round": number}
+        entry = self.registry.add(int(number) + 1, weights, self._server_state(fl_ctx), made_by)
         self.log_info(fl_ctx, f"model registry: {entry.line()}")
 
 

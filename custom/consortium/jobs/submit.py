@@ -12,19 +12,19 @@ from pathlib import Path
 from nvflare.apis.job_def import JobMetaKey
 from nvflare.fuel.flare_api.api_spec import NoConnection, NoReply, SessionClosed
 
-from consortium.aggregation.round_summary import RoundSummary
 from consortium.jobs.validate import AllowList, check_job
 from consortium.jobs.watch import SiteWatch, first_errors, job_logs
 from consortium.poc.lifecycle import PocError, PocState, admin_session
 from consortium.poc.state import STATE_FILE, alive
 from consortium.protocol.files import PROGRESS_FILE
+from consortium.protocol.round_record import RoundRecord
 from consortium.reports.job_report import training_status
 
 FINISHED = "FINISHED"
 COMPLETED = "FINISHED:COMPLETED"
 
 
-def _new_rounds(path: Path, seen: int) -> tuple[list[RoundSummary], int]:
+def _new_rounds(path: Path, seen: int) -> tuple[list[RoundRecord], int]:
     """Rounds after the first ``seen`` lines of a progress file that FLARE may be writing,
     archiving or deleting right now, and the number of lines now read. The last line may be half
     written: read again next time. An unreadable complete line is skipped (not retried forever)."""
@@ -35,9 +35,8 @@ def _new_rounds(path: Path, seen: int) -> tuple[list[RoundSummary], int]:
     out = []
     for i in range(seen, len(lines)):
         try:
-            record = json.loads(lines[i])
-            out.append(RoundSummary(**{k: record[k] for k in RoundSummary.__dataclass_fields__ if k in record}))
-        except (json.JSONDecodeError, TypeError, KeyError):
+            out.append(RoundRecord.from_json_line(lines[i], f"{path}: line {i + 1}"))
+        except ValueError:
             if i == len(lines) - 1:
                 return out, i
         seen = i + 1
@@ -75,7 +74,7 @@ def server_gone(state: PocState, job_id: str, error: BaseException | None = None
     why = f" ({type(error).__name__}: {error})" if error is not None and str(error) else ""
     return (f"job {job_id}: the FLARE server is unreachable{why}; its sites keep their state and the job's saved "
             f"versions are kept. Start the server again (`consortium poc restart server`, or `consortium poc up`), "
-            f"then continue the job from its last saved version with `consortium resume {job_id}`.")
+            f"then continue the job from its last saved version with `consortium job resume {job_id}`.")
 
 
 def _server_dead(state: PocState) -> bool:
@@ -97,7 +96,7 @@ def follow(sess, state: PocState, job_id: str, needed: int, results_dir: Path, t
            echo=print) -> Path:
     """Follow ``job_id`` through the admin session ``sess`` round by round until it ends; return
     its downloaded result. A server that dies meanwhile (its process gone, or the admin API's
-    connection errors) is a PocError saying so and naming ``consortium resume JOB_ID``."""
+    connection errors) is a PocError saying so and naming ``consortium job resume JOB_ID``."""
     state = _current(state)  # a site or server restarted since ``state`` was read: its new PID
     try:
         return _follow(sess, state, job_id, needed, results_dir, timeout, echo)

@@ -1,7 +1,7 @@
 """The results report of a finished job: per-site table, learning curve (PNG) and a Markdown file,
 read from the job result FLARE hands back (``<result>/workspace/...``).
 
-Inputs: ``progress.jsonl`` (one :class:`~consortium.aggregation.round_summary.RoundSummary` per
+Inputs: ``progress.jsonl`` (one :class:`~consortium.protocol.round_record.RoundRecord` per
 round, written by the server's aggregator) and ``cross_site_val/cross_val_results.json`` (FLARE's
 cross-site evaluation: ``{data_site: {model_owner: metrics}}``, each metrics an
 :class:`~consortium.protocol.evaluation.Evaluation`, the global model's owner starting with ``SRV_``).
@@ -22,6 +22,7 @@ import pandas as pd
 
 from consortium.protocol.evaluation import Evaluation
 from consortium.protocol.files import PROGRESS_FILE, TRAINING_STATUS_FILE
+from consortium.protocol.round_record import RoundRecord
 
 CROSS_SITE = Path("cross_site_val") / "cross_val_results.json"
 GLOBAL_MODEL_PREFIX = "SRV_"
@@ -55,15 +56,14 @@ def _workspace(folder: Path) -> Path:
     return ws if ws.is_dir() else folder
 
 
-def _json(path: Path, text: str | None = None, line: int | None = None, kind: type = dict):
-    """``text`` (default: the file's) parsed as JSON of type ``kind``; ValueError naming the file and line."""
-    where = f"{path}" + (f": line {line}" if line is not None else "")
+def _json(path: Path, kind: type = dict):
+    """The file parsed as JSON of type ``kind``; ValueError naming the file."""
     try:
-        value = json.loads(path.read_text() if text is None else text)
+        value = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{where}: not valid JSON ({e})") from None
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(value, kind):
-        raise ValueError(f"{where}: expected a JSON {kind.__name__}, got {type(value).__name__}")
+        raise ValueError(f"{path}: expected a JSON {kind.__name__}, got {type(value).__name__}")
     return value
 
 
@@ -84,15 +84,15 @@ def load_results(folder: Path | str) -> JobResults:
     progress = ws / PROGRESS_FILE
     if not progress.is_file():
         raise FileNotFoundError(f"{progress}: no round progress in this job result (was it a consortium job?)")
-    rounds = pd.DataFrame([_json(progress, text, n) for n, text in enumerate(progress.read_text().splitlines(), 1)
-                           if text.strip()])
-    if rounds.empty or "round" not in rounds:
-        raise ValueError(f"{progress}: no round records (lines with a 'round' field)")
+    rounds = pd.DataFrame([RoundRecord.from_json_line(text, f"{progress}: line {n}").to_dict()
+                           for n, text in enumerate(progress.read_text().splitlines(), 1) if text.strip()])
+    if rounds.empty:
+        raise ValueError(f"{progress}: no round records")
     cross = ws / CROSS_SITE
     if not cross.is_file():
         raise FileNotFoundError(f"{cross}: no cross-site evaluation in this job result")
     table = _json(cross)
-    metric = str(rounds["metric"].iloc[0]) if "metric" in rounds else "score"
+    metric = str(rounds["metric"].iloc[0])
     scores, n_test, totals, personalised, epochs = {}, {}, {}, {}, set()
     for site, by_model in sorted(table.items()):
         if not isinstance(by_model, dict):

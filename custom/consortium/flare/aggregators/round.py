@@ -3,20 +3,15 @@ result through :mod:`consortium.flare.result_io`, hands it to a
 :class:`~consortium.aggregation.round.RoundAggregation` configured from the job's JSON, and
 publishes the round's update and record.
 
-The record (:class:`~consortium.aggregation.round_summary.RoundSummary`: contributors, rejections
-with reasons, incomplete reports, loss, pooled score) is logged and announced with the event
-:data:`ROUND_RECORD_EVENT` (the dict in the FLContext property :data:`ROUND_RECORD_PROP`); writing
-it anywhere is a listener's job (:class:`consortium.flare.listeners.progress_writer.RoundProgressWriter`),
-so an I/O error there cannot fail a round.
-
-Besides the :class:`RoundSummary`, the record dict carries what only the FLARE side knows: the
-round's start (``started_at``, set by the workflow when it broadcasts), each site's response time
-(``site_seconds``), its reported training loss (``site_train_loss``), its update's array bytes
-(``site_update_bytes``), the server's time to read the combined results (``load_seconds``) and to
-check and combine them (``combine_seconds``; under HE: deserialising and adding ciphertexts), the
-sites' own HE time (``site_he_seconds``), the sites an admin quarantined (``quarantined``; their results are refused
-with the reason) and the incident controls applied before the round (``incidents``); see
-:class:`RoundControls` and :mod:`consortium.flare.incident`.
+The round's :class:`~consortium.protocol.round_record.RoundRecord` (the summary the round's
+arithmetic makes, plus what only the FLARE side knows: the round's start, each site's response
+time, training loss, update bytes and HE time, the server's load and combine time, the quarantined
+sites and the incident controls applied; see :class:`RoundControls` and
+:mod:`consortium.flare.incident`) is logged and announced with the event :data:`ROUND_RECORD_EVENT`,
+as ``RoundRecord.to_dict()`` in the FLContext property :data:`ROUND_RECORD_PROP` (listeners read it
+with :func:`announced_record`). Writing it anywhere is a listener's job
+(:class:`consortium.flare.listeners.progress_writer.RoundProgressWriter`), so an I/O error there
+cannot fail a round.
 """
 
 from __future__ import annotations
@@ -26,6 +21,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nvflare.apis.dxo import DXO, DataKind
 from nvflare.apis.event_type import EventType
@@ -42,10 +38,23 @@ from consortium.aggregation.fednova import TauEff
 from consortium.aggregation.round import DEFAULT_ALERT_Z, RoundAggregation
 from consortium.flare.result_io import ReceivedResult, read_shareable, site_of
 from consortium.operations.deny_list import DenyList
-from consortium.protocol.site_result import REFUSAL_HEADER, SiteResult  # REFUSAL_HEADER: imported from here by the site filters
+from consortium.protocol.round_record import RoundRecord
+from consortium.protocol.site_result import REFUSAL_HEADER, SiteResult
+
+if TYPE_CHECKING:
+    from consortium.aggregation.round_summary import RoundSummary
 
 ROUND_RECORD_EVENT = "consortium.round_record"
-ROUND_RECORD_PROP = "consortium.round_record"
+ROUND_RECORD_PROP = "consortium.round_record"  # holds RoundRecord.to_dict(); read it with announced_record()
+
+
+def announced_record(fl_ctx: FLContext) -> RoundRecord:
+    """The round record of the :data:`ROUND_RECORD_EVENT` being handled (the one reader of the
+    announcement); ValueError when there is none or it breaks the contract."""
+    record = fl_ctx.get_prop(ROUND_RECORD_PROP)
+    if record is None:
+        raise ValueError(f"{ROUND_RECORD_EVENT} without a record")
+    return RoundRecord.from_dict(record, f"{ROUND_RECORD_EVENT}")
 
 
 @dataclass(frozen=True)
@@ -82,7 +91,7 @@ class RoundAggregator(Aggregator):
                  exclude_alerted: bool = False, resume_from: str | None = None, resume_sha256: str | None = None) -> None:
         """See :class:`AggregatorConfig`; every argument is checked here, when the job is built.
         ``resume_from`` / ``resume_sha256``: a model-registry file inside the job's app folder
-        whose server state (momentum velocity) this job continues from (``consortium resume``)."""
+        whose server state (momentum velocity) this job continues from (``consortium job resume``)."""
         super().__init__()
         self.config = AggregatorConfig(algorithm, tau_eff, server_momentum, min_accepted, max_update_norm, rule, trim,
                                        krum_f, sites, alert_threshold, exclude_alerted)
@@ -226,22 +235,23 @@ class RoundAggregator(Aggregator):
         for site, why in record.alerts.items():
             self.log_warning(fl_ctx, f"ALERT round {record.round}: {site}: {why}")
             add_job_audit_event(fl_ctx, msg=f"consortium ALERT round {record.round}: {site}: {why}")
-        fl_ctx.set_prop(ROUND_RECORD_PROP, self.record_dict(record, rnd), private=True, sticky=False)
+        fl_ctx.set_prop(ROUND_RECORD_PROP, self.round_record(record, rnd).to_dict(), private=True, sticky=False)
         self.fire_event(ROUND_RECORD_EVENT, fl_ctx)
         return self.publish(update, accepted, record.round, fl_ctx)
 
-    def record_dict(self, record, rnd: RoundAggregation) -> dict:
+    def round_record(self, summary: RoundSummary, rnd: RoundAggregation) -> RoundRecord:
         """The round record as announced: the summary and what the FLARE side knows of the round."""
         c = self.controls
         self.controls = RoundControls(quarantined=c.quarantined)  # incidents are told once
-        combined = dict(zip(record.contributors, rnd.last_accepted, strict=True))  # both sorted by site
-        return {**record.to_dict(), "started_at": c.started_at, "site_seconds": dict(sorted(self._site_seconds.items())),
-                "site_train_loss": {s: r.train_loss for s, r in combined.items() if r.train_loss is not None},
-                "site_update_bytes": {s: b for s, b in sorted(self._site_bytes.items()) if s in combined},
-                "site_he_seconds": {s: r.he_seconds for s, r in combined.items() if r.he_seconds is not None},
-                "combine_seconds": self._combine_seconds,
-                "load_seconds": sum(t for s, t in self._site_load_seconds.items() if s in combined),
-                "quarantined": dict(c.quarantined), "incidents": list(c.incidents)}
+        combined = dict(zip(summary.contributors, rnd.last_accepted, strict=True))  # both sorted by site
+        return RoundRecord(
+            **summary.to_dict(), started_at=c.started_at, site_seconds=dict(sorted(self._site_seconds.items())),
+            site_train_loss={s: r.train_loss for s, r in combined.items() if r.train_loss is not None},
+            site_update_bytes={s: b for s, b in sorted(self._site_bytes.items()) if s in combined},
+            site_he_seconds={s: r.he_seconds for s, r in combined.items() if r.he_seconds is not None},
+            combine_seconds=self._combine_seconds,
+            load_seconds=sum(t for s, t in self._site_load_seconds.items() if s in combined),
+            quarantined=dict(c.quarantined), incidents=list(c.incidents))
 
     def read(self, shareable: Shareable, fl_ctx: FLContext) -> ReceivedResult:
         """A site's result as the round takes it (ValueError naming what is wrong)."""
