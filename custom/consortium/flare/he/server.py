@@ -20,7 +20,6 @@ final model is evaluated at the sites (:class:`HEGlobalEvaluation`), not by the 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -56,13 +55,15 @@ from consortium.crypto.packed import (
     load_vectors,
     verify_message,
 )
-from consortium.flare.aggregators.round import ROUND_RECORD_EVENT, ROUND_RECORD_PROP, RoundAggregator
+from consortium.flare.aggregators.round import ROUND_RECORD_EVENT, RoundAggregator, announced_record
 from consortium.flare.he.site import HE_META, load_context, message_from_dict
 from consortium.flare.result_io import ReceivedResult, site_of
 from consortium.flare.workflows.scatter import HonourTaskCheckPeriod
 from consortium.learning.loop import get_weights
 from consortium.protocol.evaluation import Evaluation
+from consortium.protocol.round_record import RoundRecord
 from consortium.protocol.site_result import SiteResult, read_result
+from consortium.registry.ciphertext import FOLDER, CiphertextRegistry, check_layout
 
 
 class EncryptedRoundAggregator(RoundAggregator):
@@ -98,10 +99,7 @@ class EncryptedRoundAggregator(RoundAggregator):
             self._site_bytes[site] = sum(len(c) for c in msg.ciphertexts)  # what crossed the wire (telemetry)
             if reference is not None:  # every ciphertext full-size, as many as the layout needs: checked before any is added
                 slots = self.context.data.seal_context().first_context_data().parms().poly_modulus_degree() // 2
-                want = expected_slots(layout_of(reference), slots)
-                sizes = [v.size() for v in vectors]
-                if len(vectors) != want or any(n != slots for n in sizes[:-1]) or not 0 < sizes[-1] <= slots:
-                    raise ValueError(f"{len(vectors)} ciphertexts of sizes {sorted(set(sizes))}, the model needs {want} of {slots} slots")
+                check_layout([v.size() for v in vectors], expected_slots(layout_of(reference), slots), slots)
         except ValueError as e:
             raise ValueError(f"result from {site}: {e}") from None
         return ReceivedResult(site, vectors, read_result(site, dxo.meta))
@@ -135,6 +133,7 @@ class EncryptedRoundPersistor(ModelPersistor):
         """Args: model: the network (FLARE builds it from ``{"path": ..., "args": ...}`` in the job
         config, as for ``PTFileModelPersistor``), the same as the sites'."""
         super().__init__()
+        self._record: RoundRecord | None = None  # the last round's record, for who made its sum
         if isinstance(model, dict):
             model = build_model(model["path"], model.get("args") or {})
         if not isinstance(model, torch.nn.Module):
@@ -147,29 +146,19 @@ class EncryptedRoundPersistor(ModelPersistor):
     def handle_event(self, event_type: str, fl_ctx: FLContext) -> None:
         super().handle_event(event_type, fl_ctx)
         if event_type == ROUND_RECORD_EVENT:  # who made the round's sum, for its registry entry
-            record = fl_ctx.get_prop(ROUND_RECORD_PROP)
-            if isinstance(record, dict):
-                self._record = record
+            try:
+                self._record = announced_record(fl_ctx)
+            except ValueError as e:
+                self.log_error(fl_ctx, f"{e}; the round's registry entry will not say who made it")
 
     def save_model(self, learnable: ModelLearnable, fl_ctx: FLContext) -> None:
         held = learnable.get(ModelLearnableKey.META, {}).get(HE_META)
         if held is None:
             return
-        run_dir = Path(fl_ctx.get_engine().get_workspace().get_run_dir(fl_ctx.get_job_id())) / "encrypted_rounds"
-        run_dir.mkdir(exist_ok=True)
-        rnd = int(held["meta"]["round"])
-        path = run_dir / f"round_{rnd:04d}.ckks"
-        if path.exists():
-            return
-        data = b"".join(len(c).to_bytes(8, "big") + c for c in held["data"]["ciphertexts"])
-        path.write_bytes(data)
-        record = getattr(self, "_record", None) or {}
-        made_by = {k: record[k] for k in ("contributors", "rejected", "pooled_score", "metric") if k in record} \
-            if record.get("round") == rnd else {}
-        with open(run_dir / "index.jsonl", "a", encoding="utf-8") as f:  # the registry of an HE job: ciphertext only
-            f.write(json.dumps({"version": rnd + 1, "round": rnd, "file": path.name, "sha256": hashlib.sha256(data).hexdigest(),
-                                "envelope": held["data"]["envelope"], **{k: held["meta"][k] for k in ("scale", "canary")},
-                                **made_by}) + "\n")
+        run_dir = Path(fl_ctx.get_engine().get_workspace().get_run_dir(fl_ctx.get_job_id()))
+        meta = held["meta"]
+        CiphertextRegistry(run_dir / FOLDER).add(int(meta["round"]), held["data"]["ciphertexts"], held["data"]["envelope"],
+                                                 meta["scale"], meta["canary"], self._record)
 
 
 class HEGlobalEvaluation(HonourTaskCheckPeriod, Controller):
