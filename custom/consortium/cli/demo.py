@@ -22,7 +22,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from consortium.poc.demo import demo
+    from consortium.jobs.demo import demo
 
     demo(Project.load(args.project), args.workspace, args.job, args.results, port=args.port, profiles=args.profiles)
     return 0

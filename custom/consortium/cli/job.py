@@ -61,7 +61,7 @@ def run(args) -> int:
         state = running_state(args.workspace)
         report(submit_and_follow(state, args.job, args.results, timeout=args.timeout), poc_site_roots(state))
     elif args.action == "simulate":
-        from consortium.jobs.simulate import simulate
+        from consortium.recipes.simulate import simulate
 
         return simulate(args.job, args.sim_workspace, Project.load(args.project), args.threads, args.profiles)
     elif args.action == "report":

@@ -1,4 +1,5 @@
-"""A job folder in FLARE's simulator with the consortium's site policies."""
+"""A job folder as it stands (not a recipe) in FLARE's simulator with the consortium's site policies:
+`consortium job simulate`."""
 
 from __future__ import annotations
 
