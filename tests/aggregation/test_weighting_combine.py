@@ -85,33 +85,31 @@ def test_empty_sum_is_an_error():
         WeightedSum().result(1.0)
 
 
-class CKKSAlgebra:
-    """Flat CKKS vectors: scale by a plaintext number, add. What an encrypted round would plug in."""
-
-    def scaled(self, x, c):
-        return x * c
-
-    def add_scaled(self, acc, x, c):
-        return acc + x * c
-
-    def finish(self, acc, scale):
-        return acc * scale
-
-
-def test_the_same_rule_runs_over_ckks_ciphertexts():
+def test_the_same_rule_runs_over_ckks_ciphertexts_with_the_production_sum():
+    """The encrypted round as it runs: each site pre-weights and encrypts, the server adds with
+    the production :class:`~consortium.crypto.packed.CiphertextSum` (coefficient 1 only) under
+    :class:`~consortium.aggregation.weighting.PreWeighted`, the sites decrypt and apply the scale."""
     import tenseal as ts
+
+    from consortium.aggregation.weighting import PreWeighted
+    from consortium.crypto.packed import CiphertextSum
 
     ctx = ts.context(ts.SCHEME_TYPE.CKKS, poly_modulus_degree=8192, coeff_mod_bit_sizes=[60, 40, 40, 60])
     ctx.global_scale = 2**40
-    weighting = FedNovaWeighting()
-    encrypted = [{"w": ts.ckks_vector(ctx, u["w"].tolist())} for u in UPDATES]
+    inner = FedNovaWeighting()
+    weighting = PreWeighted(inner)
+    encrypted = [[ts.ckks_vector(ctx, (u["w"].astype(np.float64) * inner.coefficient(r)).tolist())]
+                 for u, r in zip(UPDATES, RESULTS, strict=True)]
 
-    rule = WeightedSum(CKKSAlgebra())
-    for u, r in zip(encrypted, RESULTS, strict=True):
-        rule.add(u["w"], weighting.coefficient(r))
-    decrypted = np.array(rule.result(weighting.scale(RESULTS)).decrypt())
+    rule = WeightedSum(CiphertextSum())
+    for x, r in zip(encrypted, RESULTS, strict=True):
+        rule.add(x, weighting.coefficient(r))
+    total = rule.result(weighting.scale(RESULTS))
+    decrypted = np.array(total.ciphertexts[0].decrypt()) * total.scale
 
-    np.testing.assert_allclose(decrypted, streamed(weighting)["w"], atol=1e-4)
+    np.testing.assert_allclose(decrypted, streamed(inner)["w"], atol=1e-4)
+    with pytest.raises(ValueError, match="only adds"):  # the server never multiplies a ciphertext
+        WeightedSum(CiphertextSum()).add(encrypted[0], inner.coefficient(RESULTS[0]))
 
 
 def test_numpy_algebra_accumulates_in_float64():

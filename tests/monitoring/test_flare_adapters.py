@@ -94,7 +94,7 @@ def test_a_quarantined_site_is_refused_with_the_reason_in_the_round_record(engin
     record = catch.records[-1]
     assert record["contributors"] == ["a", "b"] and "quarantine c by admin: x50" in record["rejected"]["c"]
     assert record["quarantined"] == {"c": "quarantine c by admin: x50"} and record["incidents"] == ["freeze by admin"]
-    assert set(record["site_seconds"]) == {"a", "b", "c"} and all(0.9 < v < 5 for v in record["site_seconds"].values())
+    assert set(record["site_seconds"]) == {"a", "b", "c"} and all(v >= 0.9 for v in record["site_seconds"].values())
     assert record["site_update_bytes"] == {"a": 8, "b": 8} and record["site_train_loss"] == {"a": 0.5, "b": 0.5}
     assert record["started_at"] < record["finished_at"]
 
