@@ -1,0 +1,1 @@
+"""FLARE aggregators: the one round aggregator every plaintext job uses."""

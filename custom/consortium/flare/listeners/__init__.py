@@ -1,0 +1,1 @@
+"""FLARE listeners at the server: the round records' progress file and the Prometheus exporter."""
