@@ -1,1 +1,3 @@
-"""An admin's operations on a consortium: kits (doctor, certificates), revocation, incidents, the model registry, resume and the audit verdicts."""
+"""An admin's operations on a consortium: kits (doctor, certificates), revocation, incidents, the
+model registry, resume and the audit verdicts.
+"""

@@ -1,1 +1,3 @@
-"""FLARE controllers: ScatterAndGather and cross-site evaluation as the consortium runs them, and the federated standardisation that runs first."""
+"""FLARE controllers: ScatterAndGather and cross-site evaluation as the consortium runs them, and
+the federated standardisation that runs first.
+"""
