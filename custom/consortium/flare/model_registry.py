@@ -27,7 +27,7 @@ from nvflare.app_common.app_event_type import AppEventType
 from nvflare.app_opt.pt.file_model_persistor import PTFileModelPersistor
 
 from consortium.allowlist import build_model
-from consortium.flare.aggregators.round import ROUND_RECORD_EVENT, announced_record
+from consortium.flare.aggregators.round import ROUND_RECORD_EVENT, RoundAggregator, announced_record
 from consortium.protocol.round_record import RoundRecord
 from consortium.registry.store import FOLDER, ModelRegistry, RegistryError, load_arrays
 
@@ -65,7 +65,7 @@ class ModelRegistryWriter(FLComponent):
 
     def _server_state(self, fl_ctx: FLContext) -> dict[str, np.ndarray]:
         aggregator = fl_ctx.get_engine().get_component(self.aggregator_id)
-        return aggregator.server_state() if hasattr(aggregator, "server_state") else {}
+        return aggregator.server_state() if isinstance(aggregator, RoundAggregator) else {}
 
     def _starting_model(self, fl_ctx: FLContext) -> None:
         number = fl_ctx.get_prop(AppConstants.CURRENT_ROUND)
@@ -74,7 +74,7 @@ class ModelRegistryWriter(FLComponent):
         weights = _weights(fl_ctx.get_prop(AppConstants.GLOBAL_MODEL))
         if weights is not None:
             persistor = fl_ctx.get_engine().get_component("persistor")
-            source = getattr(persistor, "resume_source", None)
+            source = persistor.resume_source if isinstance(persistor, ResumablePTPersistor) else None
             self.registry.add(int(number), weights, self._server_state(fl_ctx), source=source or "initial model")
 
     def _new_version(self, fl_ctx: FLContext) -> None:

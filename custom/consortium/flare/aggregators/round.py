@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ from nvflare.app_common.app_constant import AppConstants
 from consortium.aggregation.config import AggregatorConfig
 from consortium.aggregation.fednova import TauEff
 from consortium.aggregation.round import DEFAULT_ALERT_Z, RoundAggregation
+from consortium.aggregation.server_step import ServerMomentum
 from consortium.flare.result_io import ReceivedResult, read_shareable, site_of
 from consortium.operations.deny_list import DenyList
 from consortium.protocol.round_record import RoundRecord
@@ -84,7 +86,24 @@ def update_bytes(update) -> int | None:
     return None
 
 
-class RoundAggregator(Aggregator):
+class RoundControlled(ABC):
+    """What :class:`~consortium.flare.workflows.scatter.ScatterAndGather` tells an aggregator and
+    asks it besides FLARE's ``Aggregator`` interface (an aggregator without it gets FLARE's rounds)."""
+
+    @abstractmethod
+    def set_round_controls(self, controls: RoundControls) -> None:
+        """Before a round's broadcast: its start, the quarantined sites, the incident controls applied."""
+
+    @abstractmethod
+    def record_refusal(self, site: str, return_code: str, shareable: Shareable, fl_ctx: FLContext) -> None:
+        """A result FLARE turned away before ``accept`` (an error reply, a site's refusal)."""
+
+    @abstractmethod
+    def quorum_shortfall(self, fl_ctx: FLContext) -> QuorumShortfall | None:
+        """None when the round in progress has enough accepted results."""
+
+
+class RoundAggregator(Aggregator, RoundControlled):
     def __init__(self, algorithm: str = "fedavg", tau_eff: str = TauEff.NORMALISERS.value, server_momentum: float = 0.0,
                  min_accepted: int = 1, max_update_norm: float | None = None, rule: str = "mean", trim: int = 1,
                  krum_f: int = 1, sites: int | None = None, alert_threshold: float | None = DEFAULT_ALERT_Z,
@@ -110,12 +129,12 @@ class RoundAggregator(Aggregator):
 
     def server_state(self) -> dict:
         """What the server must keep across rounds besides the model (momentum velocity), as arrays."""
-        velocity = getattr(self.round.step, "velocity", None)
+        velocity = self.round.step.velocity if isinstance(self.round.step, ServerMomentum) else None
         return {f"velocity/{k}": v for k, v in velocity.items()} if velocity else {}
 
     def restore_server_state(self, state: dict) -> None:
         velocity = {k.removeprefix("velocity/"): v for k, v in state.items() if k.startswith("velocity/")}
-        if not hasattr(self.round.step, "velocity"):
+        if not isinstance(self.round.step, ServerMomentum):
             if velocity:
                 raise ValueError("the saved server state has a momentum velocity but this job has no server_momentum")
             return
@@ -136,7 +155,7 @@ class RoundAggregator(Aggregator):
             except (RegistryError, ValueError) as e:
                 self.system_panic(f"aggregator: cannot resume from {path}: {e}", fl_ctx)
                 return
-            if hasattr(self.round.step, "velocity") and not state:
+            if isinstance(self.round.step, ServerMomentum) and not state:
                 self.log_warning(fl_ctx, f"{path} holds no momentum velocity: server momentum restarts from zero")
             else:
                 self.log_info(fl_ctx, f"server state restored from {path} ({len(state)} arrays)")

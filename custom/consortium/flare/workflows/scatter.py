@@ -34,7 +34,7 @@ from nvflare.app_common.app_constant import AppConstants
 from nvflare.app_common.workflows.cross_site_model_eval import CrossSiteModelEval as _CrossSiteModelEval
 from nvflare.app_common.workflows.scatter_and_gather import ScatterAndGather as _ScatterAndGather
 
-from consortium.flare.aggregators.round import RoundControls
+from consortium.flare.aggregators.round import RoundControlled, RoundControls
 from consortium.flare.incident import IncidentGate
 from consortium.protocol.files import TRAINING_STATUS_FILE
 
@@ -67,7 +67,7 @@ class ScatterAndGather(HonourTaskCheckPeriod, _ScatterAndGather):
 
     def _accept_train_result(self, client_name: str, result, fl_ctx, is_unknown_task: bool = False) -> bool:
         rc = result.get_return_code()
-        if rc and rc != ReturnCode.OK and not is_unknown_task and hasattr(self.aggregator, "record_refusal"):
+        if rc and rc != ReturnCode.OK and not is_unknown_task and isinstance(self.aggregator, RoundControlled):
             fl_ctx.set_prop(AppConstants.CURRENT_ROUND, self._current_round, private=True, sticky=True)
             self.aggregator.record_refusal(client_name, rc, result, fl_ctx)
         return super()._accept_train_result(client_name, result, fl_ctx, is_unknown_task)
@@ -75,14 +75,14 @@ class ScatterAndGather(HonourTaskCheckPeriod, _ScatterAndGather):
     def broadcast_and_wait(self, task: Task, fl_ctx: FLContext, targets=None, min_responses: int = 1,
                            wait_time_after_min_received: int = 0, abort_signal=None):
         if task.name == self.train_task_name:
-            state = self.incidents.hold_while_frozen(fl_ctx, abort_signal)
+            state = self.incidents.hold_while_frozen(fl_ctx, abort_signal, self._current_round)
             if abort_signal is not None and abort_signal.triggered:
                 return
-            if hasattr(self.aggregator, "set_round_controls"):
+            if isinstance(self.aggregator, RoundControlled):
                 self.aggregator.set_round_controls(RoundControls(time.time(), dict(state.quarantined),
                                                                  tuple(self.incidents.take_applied())))
         super().broadcast_and_wait(task, fl_ctx, targets, min_responses, wait_time_after_min_received, abort_signal)
-        if task.name != self.train_task_name or not hasattr(self.aggregator, "quorum_shortfall"):
+        if task.name != self.train_task_name or not isinstance(self.aggregator, RoundControlled):
             return
         for attempt in range(1, self.max_round_retries + 1):
             shortfall = self.aggregator.quorum_shortfall(fl_ctx)
