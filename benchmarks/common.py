@@ -36,6 +36,26 @@ def executor_args(config: dict) -> dict:
     return config["executors"][0]["executor"]["args"]
 
 
+def project_admitting(base, extra_classes: list[str], folder: Path):
+    """A copy of ``base`` (a Project) in ``folder`` whose site policies also admit ``extra_classes``
+    as ``extra_allowed``: a benchmark's comparison with FLARE's own classes runs in its own policy
+    copy, never with the shipped one widened."""
+    import copy
+
+    import yaml
+
+    from consortium.provisioning.project import POLICIES_DIR, Project
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(base.policies_dir, folder / POLICIES_DIR)
+    allow_file = folder / POLICIES_DIR / "class_allow_list.json"
+    allow = json.loads(allow_file.read_text())
+    allow["extra_allowed"] = [*allow.get("extra_allowed", []), *extra_classes]
+    allow_file.write_text(json.dumps(allow, indent=2) + "\n")
+    (folder / "project.yml").write_text(yaml.safe_dump(copy.deepcopy(base.config), sort_keys=False))
+    return Project.load(folder / "project.yml")
+
+
 def mean_std(values) -> str:
     import numpy as np
 

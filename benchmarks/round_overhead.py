@@ -16,14 +16,20 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from common import job_variant, workflow_args, write_table
+from common import job_variant, project_admitting, workflow_args, write_table
 
-from consortium.cli.main import DEFAULT_PROJECT
+from consortium.defaults import DEFAULT_PROJECT
 from consortium.jobs.submit import submit_and_follow
 from consortium.poc import lifecycle as poc
 from consortium.provisioning.project import Project
 
 ROUNDS = 12
+# FLARE's own workflow classes, which the FLARE-defaults job names: admitted in this benchmark's
+# copy of the site policies only (the shipped closed list does not hold them)
+FLARE_WORKFLOWS = {"ScatterAndGather": "nvflare.app_common.workflows.scatter_and_gather.ScatterAndGather",
+                   "CrossSiteModelEval": "nvflare.app_common.workflows.cross_site_model_eval.CrossSiteModelEval"}
+# what our ScatterAndGather adds to FLARE's arguments (FLARE's class refuses them)
+OUR_WORKFLOW_ARGS = ("max_round_retries",)
 
 
 def _free_port() -> int:
@@ -48,9 +54,11 @@ def server_defaults(config: dict) -> None:
     config["server"].pop("task_request_interval", None)
     config.pop("np_download_chunk_size", None)
     for wf in config["workflows"]:
-        if wf["path"].startswith("consortium.flare.workflows.scatter."):  # back to nvflare's own class
-            wf["path"] = wf["path"].replace("consortium.flare.workflows.scatter.", "nvflare.app_common.workflows." + {
-                "ScatterAndGather": "scatter_and_gather.", "CrossSiteModelEval": "cross_site_model_eval."}[wf["path"].rsplit(".", 1)[1]])
+        module, name = wf["path"].rsplit(".", 1)
+        if module.startswith("consortium.") and name in FLARE_WORKFLOWS:  # back to nvflare's own class
+            wf["path"] = FLARE_WORKFLOWS[name]
+            for key in OUR_WORKFLOW_ARGS:
+                wf["args"].pop(key, None)
     args = workflow_args(config, "scatter_and_gather")
     for key in ("task_check_period", "persist_every_n_rounds", "snapshot_every_n_rounds", "memory_gc_rounds"):
         args.pop(key, None)
@@ -71,7 +79,8 @@ def main() -> None:
         lean = job_variant("heart_fedavg", tmp / "lean", rounds)
         slow = job_variant("heart_fedavg", tmp / "defaults", lambda c: (rounds(c), server_defaults(c)), client_defaults)
         ws = tmp / "poc"
-        state = poc.up(Project.load(DEFAULT_PROJECT), ws, port=_free_port())
+        project = project_admitting(Project.load(DEFAULT_PROJECT), list(FLARE_WORKFLOWS.values()), tmp / "project")
+        state = poc.up(project, ws, port=_free_port())
         try:
             results = {name: overhead(submit_and_follow(state, job, tmp / "results", echo=lambda _: None))
                        for name, job in (("consortium job settings", lean), ("FLARE defaults", slow))}
