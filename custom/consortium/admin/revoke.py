@@ -22,7 +22,8 @@ HE_REKEY = ("{site} holds the consortium's CKKS secret key (startup/client_conte
             "new kit")
 
 
-def _uses_he(kits: Path, site: str) -> bool:
+def _holds_he_key(kits: Path, site: str) -> bool:
+    """Whether the site's kit holds the consortium's CKKS secret context (then revoking it calls for re-keying)."""
     return (kits / site / "startup" / "client_context.tenseal").is_file()
 
 
@@ -46,6 +47,6 @@ def revoke_site(state: PocState, site: str, undo: bool = False, reason: str = ""
     else:
         echo(f"{site} revoked by {state.admin}{why}: the server refuses its registration, and every running job "
              "refuses its results from the next one it sends")
-        if _uses_he(Path(state.kits), site):
+        if _holds_he_key(Path(state.kits), site):
             echo("WARNING: " + HE_REKEY.format(site=site))
     return rows[0]

@@ -104,7 +104,8 @@ def _write_ca_dir(folder: Path, project: Project, root_cert, root_key) -> Path:
     return folder
 
 
-def uses_he(project: Project) -> bool:
+def makes_he_keys(project: Project) -> bool:
+    """Whether the project provisions CKKS keys (its builders include the HE keys builder)."""
     return any(str(b.get("path", "")).endswith("HEKeysBuilder") for b in project.config.get("builders") or [])
 
 
@@ -139,7 +140,7 @@ def approve(request_zip: Path, workspace: Path, policies: Project, out: Path | N
         nvflare(["cert", "approve", str(request_zip), "--ca-dir", str(ca), "--profile", str(ca / "profile.yml"),
                  "--out", str(signed), "--valid-days", str(valid_days)], f"approve {request_zip}")
         members[signed.name] = signed.read_bytes()
-    he = uses_he(consortium)
+    he = makes_he_keys(consortium)
     if he:
         with zipfile.ZipFile(io.BytesIO(members[f"{name}.signed.zip"])) as zf:
             site_cert = load_crt_bytes(zf.read(f"{name}.crt"))

@@ -95,7 +95,8 @@ class Bundle:
     members: dict[str, bytes] = field(default_factory=dict)
 
     @property
-    def uses_he(self) -> bool:
+    def carries_he_contexts(self) -> bool:
+        """Whether the approval carries the HE contexts (the project makes HE keys)."""
         return bool(self.manifest.get("he"))
 
     def write(self, path: Path, signing_key) -> None:
@@ -153,7 +154,7 @@ class Bundle:
         if m.get("artifact") != ARTIFACT or m.get("version") != VERSION:
             raise BundleError(f"{source}: {MANIFEST} fields artifact/version = {m.get('artifact')!r}/{m.get('version')!r}, "
                               f"expected {ARTIFACT!r}/{VERSION}")
-        expected = {f"{m.get('name')}.signed.zip", PROJECT, *POLICIES, *(HE_MEMBERS if self.uses_he else ())}
+        expected = {f"{m.get('name')}.signed.zip", PROJECT, *POLICIES, *(HE_MEMBERS if self.carries_he_contexts else ())}
         files = m.get("files") or {}
         if set(files) != expected or set(self.members) != expected:
             raise BundleError(f"{source}: members {sorted(self.members)} (manifest lists {sorted(files)}); "

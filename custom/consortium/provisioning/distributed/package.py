@@ -152,7 +152,7 @@ def package(bundle_path: Path, request_dir: Path, fingerprint: str, workspace: P
     if local_id != bundle.manifest.get("request_id"):
         raise ProvisioningError(f"{request}: field 'request_id' = {local_id!r}, but the bundle answers request "
                                 f"{bundle.manifest.get('request_id')!r}: use that request's folder")
-    he = _he_contexts(bundle, root, request_dir, bundle_path) if bundle.uses_he else {}
+    he = _he_contexts(bundle, root, request_dir, bundle_path) if bundle.carries_he_contexts else {}
     with tempfile.TemporaryDirectory() as tmp:
         signed = path_under(tmp, f"{name}.signed.zip")
         signed.write_bytes(bundle.members[signed.name])

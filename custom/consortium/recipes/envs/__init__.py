@@ -14,7 +14,7 @@ reads.
 from consortium.defaults import DEFAULT_PROJECT
 from consortium.recipes.envs.admin import ConsortiumPocEnv, ConsortiumProdEnv
 from consortium.recipes.envs.checks import checked_export
-from consortium.recipes.envs.simulator import ConsortiumSimEnv, simulator_he_keys, uses_he, uses_imaging
+from consortium.recipes.envs.simulator import ConsortiumSimEnv, job_encrypts, simulator_he_keys, uses_imaging
 
 __all__ = ["DEFAULT_PROJECT", "ConsortiumPocEnv", "ConsortiumProdEnv", "ConsortiumSimEnv", "checked_export",
-           "simulator_he_keys", "uses_he", "uses_imaging"]
+           "job_encrypts", "simulator_he_keys", "uses_imaging"]

@@ -20,7 +20,7 @@ from consortium.recipes.envs.checks import checked_export, load_project
 SIMULATION_RESULT = Path("server") / "simulate_job"  # inside a simulator workspace
 
 
-def uses_he(job: Path) -> bool:
+def job_encrypts(job: Path) -> bool:
     """Whether a job's sites encrypt their updates (then they need the consortium's CKKS keys)."""
     return any("consortium.flare.he.site." in p.read_text() for p in job.glob("*/config/config_fed_client.json"))
 
@@ -87,7 +87,7 @@ class ConsortiumSimEnv(SimEnv):
         """Check ``job``, prepare the sites and run it; the simulator's return code."""
         workspace = self.workspace_of(job.name)
         with checked_export(job, self.project) as folder:
-            imaging, he = uses_imaging(folder), uses_he(folder)
+            imaging, he = uses_imaging(folder), job_encrypts(folder)
         simulator_workspace_policies(self.project, workspace)
         env = {}
         if imaging and self.profiles is not None and self.profiles.is_file():  # the simulator wipes site workspaces
