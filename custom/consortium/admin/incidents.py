@@ -7,7 +7,7 @@
 The POC's command line runs on the server's machine, so it appends the event to the control file in
 the job's run folder directly; the server applies it between rounds, writes it to FLARE's job audit
 trail and the round record. (Production would carry the request over FLARE's admin channel, see
-the README's Operations section.) Roll back with ``consortium models rollback``.
+docs/operations.md.) Roll back with ``consortium models rollback``.
 """
 
 from __future__ import annotations

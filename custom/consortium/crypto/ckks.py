@@ -16,7 +16,7 @@ Security: the total coefficient-modulus bits must not exceed the 128-bit-classic
 Homomorphic Encryption Standard (Albrecht et al. 2018, table 1, ternary secrets) for the ring
 degree N; an insecure choice is an error naming the bound.
 
-Key custody (what the README states): every site holds the same secret key (provisioned once, kept
+Key custody (what docs/security.md states): every site holds the same secret key (provisioned once, kept
 in the provisioning state); the server holds only the public context. The server alone cannot
 decrypt; a site colluding with the server can.
 """

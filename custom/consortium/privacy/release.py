@@ -5,7 +5,7 @@ rounded, ``drop`` is removed, and any key the contract does not name is removed 
 Coarsening is not a DP mechanism and is not accounted: it only bounds how finely a count or a sum
 can be read. Counts are rounded to a multiple of ``count_step`` (never below ``count_step``, so
 they stay valid positive weights); a metric sum is replaced by ``round(mean, decimals) · n'``
-for the coarsened count ``n'``. What each remaining field reveals is listed in the README.
+for the coarsened count ``n'``. What each remaining field reveals is listed in docs/security.md.
 """
 
 from __future__ import annotations
