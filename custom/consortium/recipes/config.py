@@ -85,6 +85,8 @@ class JobConfig:
     algorithm: str = "fedavg"
     rounds: int = 30
     min_clients: int = 3
+    # a declared mirror of LocalTrainingSettings' fields, flat for the recipe's user (the executor's
+    # args are built from them; tests/recipes/test_recipe_config_mirror.py checks the defaults agree)
     epochs: int = 1
     site_epochs: Mapping[str, int] = field(default_factory=dict)
     lr: float = 0.05
