@@ -146,6 +146,12 @@ def resolve_component(path, role: str, allowed: Collection[str] = DEFAULT_ALLOWE
     return obj
 
 
+def resolve_listed(path: str, role: str = "component", where: str = "path") -> type:
+    """The class ``path`` names on the consortium's default list (:func:`resolve_component` with
+    :data:`DEFAULT_ALLOWED`): what the recipes and job checks resolve a class path through."""
+    return resolve_component(path, role, DEFAULT_ALLOWED, where=where)
+
+
 def build_model(path, args, where: str = "model_path", allowed: Collection[str] = DEFAULT_ALLOWED):
     """An instance of the model class ``path`` (resolved for role ``model``) built from ``args``."""
     if not isinstance(args, dict):

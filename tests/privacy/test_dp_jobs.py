@@ -10,7 +10,7 @@ import json
 import pytest
 
 from conftest import JOBS
-from consortium.jobs.validate import resolve_class
+from consortium.allowlist import resolve_listed
 from consortium.training_settings import LocalTrainingSettings
 
 DP_FILTER = "consortium.flare.filters.dp.GaussianUpdatePrivacy"
@@ -29,7 +29,7 @@ def num_rounds(server: dict) -> int:
 def executor_args(client: dict) -> dict:
     """The executor's arguments as it runs: its constructor's defaults, then the job's values."""
     executor = client["executors"][0]["executor"]
-    params = inspect.signature(resolve_class(executor["path"])).parameters.values()
+    params = inspect.signature(resolve_listed(executor["path"])).parameters.values()
     return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty} | executor["args"]
 
 

@@ -63,11 +63,6 @@ class AllowList:
         return entry_problem(path) is None and path in self.entries
 
 
-def resolve_class(path: str, role: str = "component") -> type:
-    """The class ``path`` names, through the one resolver (on the default list, then imported)."""
-    return resolve_component(path, role, DEFAULT_ALLOWED, where="path")
-
-
 def _min_clients(node, where: str) -> Iterator[tuple[str, int]]:
     if isinstance(node, dict):
         for k, v in node.items():

@@ -14,8 +14,9 @@ from __future__ import annotations
 from nvflare.job_config.defs import FilterType
 from nvflare.recipe.spec import Recipe
 
+from consortium.allowlist import resolve_listed
 from consortium.flare.aggregators.round import AggregatorConfig
-from consortium.recipes.components import ComponentSpec, ExecutorSpec, FilterSpec, WorkflowSpec, resolve_class
+from consortium.recipes.components import ComponentSpec, ExecutorSpec, FilterSpec, WorkflowSpec
 from consortium.recipes.config import JobConfig
 from consortium.recipes.job import ConsortiumJob
 
@@ -79,7 +80,7 @@ class ConsortiumRecipe(Recipe):
 
     def server_components(self) -> list[ComponentSpec]:
         c, model = self.config, self.model()
-        resolve_class(model["path"], "model", where="persistor args.model.path")
+        resolve_listed(model["path"], "model", where="persistor args.model.path")
         if c.he:
             head = [ComponentSpec("persistor", "consortium.flare.he.server.EncryptedRoundPersistor", {"model": model}),
                     ComponentSpec("shareable_generator", "consortium.flare.he.server.EncryptedRoundShareableGenerator")]

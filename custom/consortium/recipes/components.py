@@ -18,14 +18,7 @@ from nvflare.apis.executor import Executor
 from nvflare.apis.filter import Filter
 from nvflare.apis.impl.controller import Controller
 
-from consortium.allowlist import DEFAULT_ALLOWED, path_arguments, resolve_component
-
-
-def resolve_class(path: str, role: str = "component", where: str = "component path") -> type:
-    """The class ``path`` names, through the allow-list resolver
-    (:func:`consortium.allowlist.resolve_component`); ValueError (ComponentRefused) naming the
-    path and the rule when it is off the list, not importable or not of ``role``."""
-    return resolve_component(path, role, DEFAULT_ALLOWED, where=where)
+from consortium.allowlist import DEFAULT_ALLOWED, path_arguments, resolve_component, resolve_listed
 
 
 def check_args(path: str, args: Mapping) -> None:
@@ -39,7 +32,7 @@ class _Described:
     """What every description holds: ``id`` (None: FLARE's default), ``path``, ``args``."""
 
     def _describe(self, id: str | None, path: str, args: Mapping | None, role: str) -> None:
-        resolve_class(path, role, where=f"{type(self).__name__}({id or path}).path")
+        resolve_listed(path, role, where=f"{type(self).__name__}({id or path}).path")
         check_args(path, args or {})
         self.id = id
         self.path = path

@@ -36,11 +36,9 @@ class ConsortiumPocEnv(ExecEnv):
         self._downloaded: dict[str, Path] = {}
 
     def state(self):
-        from consortium.poc import lifecycle as poc
-        state = poc.PocState.load(self.workspace.resolve() / poc.STATE_FILE)
-        if state is None or not poc.running(state):
-            raise poc.PocError(f"no running POC in {self.workspace}; start one with `consortium poc up`")
-        return state
+        from consortium.poc.session import running_state
+
+        return running_state(self.workspace)
 
     def deploy(self, job: FedJob) -> str:
         from consortium.jobs.submit import submit_and_follow
