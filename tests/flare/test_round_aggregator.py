@@ -285,3 +285,28 @@ def test_a_resume_file_outside_the_job_s_app_folder_is_refused(engine, fl_ctx, t
 
     assert len(panics) == 1 and "outside" in panics[0] and escape in panics[0]
     assert agg.round.step.velocity is None  # nothing was restored from it
+
+
+def test_the_progress_line_is_the_announced_record_s_one_writer(engine, fl_ctx, tmp_path):
+    engine.handlers.append(RoundProgressWriter())
+    agg = RoundAggregator()
+    agg.accept(result("a", [1.0, 1.0]), fl_ctx)
+
+    agg.aggregate(fl_ctx)
+
+    announced = RoundRecord.from_dict(fl_ctx.get_prop(ROUND_RECORD_PROP))
+    written = (tmp_path / "job1" / "progress.jsonl").read_text()
+    assert written == announced.to_json_line() + "\n"
+    assert announced.site_update_bytes == {"a": 8} and announced.contributors == ["a"]
+
+
+def test_a_record_that_breaks_the_contract_is_not_written(fl_ctx, tmp_path):
+    warnings = []
+    writer = RoundProgressWriter()
+    writer.log_warning = lambda ctx, msg: warnings.append(msg)
+    fl_ctx.set_prop(ROUND_RECORD_PROP, {"round": 3, "contributors": ["a"]}, private=True, sticky=False)
+
+    writer.handle_event(ROUND_RECORD_EVENT, fl_ctx)
+
+    assert not (tmp_path / "job1" / "progress.jsonl").exists()
+    assert warnings == [f"{ROUND_RECORD_EVENT}: field 'sites' missing; nothing written"]

@@ -56,7 +56,7 @@ def announced_record(fl_ctx: FLContext) -> RoundRecord:
     record = fl_ctx.get_prop(ROUND_RECORD_PROP)
     if record is None:
         raise ValueError(f"{ROUND_RECORD_EVENT} without a record")
-    return RoundRecord.from_dict(record, f"{ROUND_RECORD_EVENT}")
+    return RoundRecord.from_dict(record, ROUND_RECORD_EVENT)
 
 
 @dataclass(frozen=True)
