@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv monitoring demo jobs test test-fast bench lint clean
+.PHONY: venv monitoring demo jobs test test-fast bench bench-smoke lint clean
 
 venv: $(STAMP)
 
@@ -38,6 +38,7 @@ demo: venv
 jobs: venv
 	$(BIN)/consortium job export
 
+# the whole suite; it includes every benchmark's smoke mode (tests/benchmarks/test_bench_smoke.py)
 test: venv monitoring
 	$(BIN)/python -m pytest
 
@@ -47,6 +48,10 @@ test-fast: venv
 
 bench: venv
 	$(BIN)/python benchmarks/run_all.py
+
+# every benchmark at its smallest size (--smoke), results in a temporary folder (never benchmarks/results/)
+bench-smoke: venv
+	$(BIN)/python benchmarks/run_all.py --smoke
 
 lint: venv
 	$(BIN)/ruff check custom tests benchmarks

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_table  # noqa: E402
+from common import size, write_table  # noqa: E402
 
 from consortium.aggregation.checks import run_checks  # noqa: E402
 from consortium.aggregation.round import RoundAggregation  # noqa: E402
@@ -28,9 +28,9 @@ from consortium.aggregation.weighted_mean import sample_weights, weighted_mean  
 from consortium.aggregation.weighting import FedAvgWeighting  # noqa: E402
 from consortium.protocol.site_result import SiteResult  # noqa: E402
 
-PARAMETERS = 5_000_000
+PARAMETERS = size(5_000_000, 50_000)
 TENSORS = 5
-SITES = (4, 16, 64)
+SITES = size((4, 16, 64), (4,))
 MB = 2**20
 
 

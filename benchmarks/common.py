@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 JOBS = REPO / "jobs"
-RESULTS = REPO / "benchmarks" / "results"
+# ``--smoke`` (or BENCH_SMOKE=1, which run_all.py --smoke sets for every benchmark): the smallest
+# size of each benchmark, to show it still runs end to end; its tables and plots go to
+# $BENCH_RESULTS (else a new temporary folder), never to benchmarks/results/.
+SMOKE = "--smoke" in sys.argv or os.environ.get("BENCH_SMOKE") == "1"
+if "--smoke" in sys.argv:
+    sys.argv.remove("--smoke")  # the benchmarks' own argument parsers do not know it
+RESULTS = Path(os.environ.get("BENCH_RESULTS") or tempfile.mkdtemp(prefix="bench_smoke_")) if SMOKE \
+    else REPO / "benchmarks" / "results"
+
+
+SMOKE_ROUNDS = 3  # a job variant's rounds at most under --smoke (round_overhead skips the first)
+
+
+def size(full, smoke):
+    """A benchmark's size: ``full`` normally, ``smoke`` under --smoke."""
+    return smoke if SMOKE else full
 
 
 def job_variant(name: str, dst: Path, edit_server: Callable[[dict], None] | None = None,
@@ -24,6 +42,13 @@ def job_variant(name: str, dst: Path, edit_server: Callable[[dict], None] | None
         path = dst / "app" / "config" / fname
         config = json.loads(path.read_text())
         edit(config)
+        path.write_text(json.dumps(config, indent=2))
+    if SMOKE:  # every job variant at most SMOKE_ROUNDS rounds
+        path = dst / "app" / "config" / "config_fed_server.json"
+        config = json.loads(path.read_text())
+        for wf in config.get("workflows", []):
+            if "num_rounds" in wf.get("args", {}):
+                wf["args"]["num_rounds"] = min(wf["args"]["num_rounds"], SMOKE_ROUNDS)
         path.write_text(json.dumps(config, indent=2))
     return dst
 

@@ -10,7 +10,7 @@ rows) and mean client accuracy (mean of the four sites' test accuracies) of the 
   instead of every round: the same value), training from
   :func:`consortium.privacy.dp_sgd.train_dp_sgd`, as the executor runs it.
 * **update-level**: the settings of ``jobs/heart_fedavg_dp_update``, its site filter's policy
-  (:class:`consortium.privacy.policy.UpdatePrivacyPolicy`: C, δ, planned rounds, accountant,
+  (:class:`consortium.privacy.update_privacy.UpdatePrivacyPolicy`: C, δ, planned rounds, accountant,
   adjacency) with ``target_epsilon`` set to ε, the update noised by
   :func:`consortium.privacy.gaussian.gaussian_update`, as the filter does.
 
@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-from common import JOBS, RESULTS, executor_args, mean_std, workflow_args, write_table
+from common import JOBS, RESULTS, executor_args, mean_std, size, workflow_args, write_table
 from torch import nn
 
 from consortium.aggregation.round import RoundAggregation
@@ -44,18 +44,18 @@ from consortium.aggregation.weighting import FedAvgWeighting
 from consortium.data.heart_disease import CENTRES, load_centre
 from consortium.data.standardisation import Standardiser
 from consortium.learning.loop import get_weights, set_weights
-from consortium.training_settings import LocalTrainingSettings
 from consortium.learning.tabular import LogisticRegression, evaluate, tabular_loader, train_local
 from consortium.privacy.accounting import GaussianSteps, epsilon_spent
 from consortium.privacy.dp_sgd import DPSGDConfig, train_dp_sgd
 from consortium.privacy.gaussian import gaussian_update
-from consortium.privacy.policy import UpdatePrivacyPolicy
 from consortium.privacy.release import DEFAULT_COUNT_STEP, coarsen_count
+from consortium.privacy.update_privacy import UpdatePrivacyPolicy
 from consortium.protocol.site_result import SiteResult
+from consortium.training_settings import LocalTrainingSettings
 
-EPSILONS = (0.5, 1.0, 3.0, 8.0, math.inf)
+EPSILONS = size((0.5, 1.0, 3.0, 8.0, math.inf), (1.0, math.inf))  # the report compares 1 with none
 DELTA = 1e-3
-SEEDS = range(5)
+SEEDS = range(size(5, 1))
 DP_SGD, UPDATE_LEVEL = "DP-SGD", "update-level"
 JOB_OF = {DP_SGD: "heart_fedprox_dp", UPDATE_LEVEL: "heart_fedavg_dp_update"}
 GOAL_POINTS = 0.02  # DP-SGD at ε = 1 within 2 points of the run without DP
@@ -88,7 +88,7 @@ class JobSettings:
         (filters,) = [f for f in client["task_result_filters"] if "train" in f["tasks"]]
         (dp_filter,) = [f for f in filters["filters"] if f["path"].endswith("GaussianUpdatePrivacy")]
         return cls(name, LocalTrainingSettings.from_args(training),
-                   workflow_args(server, "scatter_and_gather")["num_rounds"], args.get("model_args") or {},
+                   size(workflow_args(server, "scatter_and_gather")["num_rounds"], 1), args.get("model_args") or {},
                    Standardiser.from_dict(args["standardisation"]), dp_filter["args"])
 
     def policy(self, epsilon: float) -> UpdatePrivacyPolicy:

@@ -21,11 +21,11 @@ from dataclasses import replace
 
 import numpy as np
 import torch
-from common import mean_std, write_table
+from common import mean_std, size, write_table
 from fednova_imaging import ROUNDS, SIZE
 from imaging_inprocess import dice_by_site, federate, job_settings, site_data
 
-SEEDS = range(2)
+SEEDS = range(size(2, 1))
 WORK = {  # local epochs per round, the sites in the profiles' order (cleveland, hungary, switzerland, va-long-beach)
     "as benchmarked (1/2/5/10)": (1, 2, 5, 10),
     "equal (2/2/2/2)": (2, 2, 2, 2),

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, executor_args, job_variant, mean_std, write_table
+from common import RESULTS, executor_args, job_variant, mean_std, size, write_table
 
 from consortium.cli.main import DEFAULT_PROJECT
 from consortium.jobs.submit import submit_and_follow
@@ -22,7 +22,7 @@ from consortium.poc import lifecycle as poc
 from consortium.provisioning.project import Project
 from consortium.reports.job_report import load_results
 
-SEEDS = range(5)
+SEEDS = range(size(5, 1))
 TARGET = 0.78
 
 

@@ -24,12 +24,12 @@ from dataclasses import replace
 
 import numpy as np
 import torch
-from common import RESULTS, mean_std, write_table
+from common import RESULTS, mean_std, size, write_table
 from imaging_inprocess import dice_by_site, federate, job_settings, site_data
 
-SEEDS = range(5)
-ASSIGNMENTS = ((1, 2, 5, 10), (10, 5, 2, 1))  # local epochs, the sites in the profiles' order
-SIZE, ROUNDS = 64, 10  # compute: the jobs use 96x96 images and 20 rounds
+SEEDS = range(size(5, 1))
+ASSIGNMENTS = size(((1, 2, 5, 10), (10, 5, 2, 1)), ((1, 1, 1, 2),))  # local epochs, the sites in the profiles' order
+SIZE, ROUNDS = size((64, 10), (32, 1))  # compute: the jobs use 96x96 images and 20 rounds
 ALGOS = {"FedAvg": "fedavg", "FedProx": "fedavg", "FedNova": "fednova"}
 
 

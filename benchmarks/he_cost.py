@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import tenseal as ts
-from common import executor_args, job_variant, workflow_args, write_table
+from common import executor_args, job_variant, size, workflow_args, write_table
 from nvflare.apis.dxo import DXO, DataKind, MetaKey
 from nvflare.apis.event_type import EventType
 from nvflare.apis.fl_constant import ReservedKey
@@ -49,10 +49,11 @@ from consortium.protocol.site_result import SiteResult
 
 MODELS = {"UNet (8,16,32,64)": ((8, 16, 32, 64), 0), "UNet (16..256), 2 res units": ((16, 32, 64, 128, 256), 2),
           "UNet (32..512), 2 res units": ((32, 64, 128, 256, 512), 2)}
+MODELS = size(MODELS, dict(list(MODELS.items())[:1]))
 N_SAMPLES = (199, 172, 30, 85)
-POC_ROUNDS = 8
-POC_EPOCHS = 2  # pinned, so that a change of the jobs' local epochs does not move the round-time comparison
-POC_REPEATS = 3  # each job runs this many times, interleaved, for the run-to-run spread
+POC_ROUNDS = size(8, 3)
+POC_EPOCHS = size(2, 1)  # pinned, so that a change of the jobs' local epochs does not move the round-time comparison
+POC_REPEATS = size(3, 1)  # each job runs this many times, interleaved, for the run-to-run spread
 
 
 def site_updates(model: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:

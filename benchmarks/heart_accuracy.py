@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import JOBS, executor_args, job_variant, mean_std, workflow_args, write_table
+from common import JOBS, executor_args, job_variant, mean_std, size, workflow_args, write_table
 from heart_selection import LOCAL_EPOCHS, LRS, MUS, ROUNDS, SELECTION_FILE
 from heart_training import accuracy, global_scale, local_only, pooled_training
 
@@ -28,7 +28,7 @@ from consortium.learning.loop import TrainConfig
 from consortium.provisioning.project import Project
 from consortium.reports.job_report import GLOBAL, load_results
 
-SEEDS = range(5)
+SEEDS = range(size(5, 1))
 GOAL = 0.795  # FLamby's pooled training; FedProx and FedNova should reach it
 JOB_OF = {"FedAvg": "heart_fedavg", "FedProx": "heart_fedprox", "FedNova": "heart_fednova"}
 CHOICE_OF = {"FedAvg": "fedavg", "FedProx": "fedprox", "FedNova": "fednova"}

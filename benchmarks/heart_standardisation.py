@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 
 import torch
-from common import mean_std, write_table
+from common import mean_std, size, write_table
 from heart_selection import SELECTION_FILE
 from heart_training import accuracy, global_scale, pooled_training
 
@@ -22,7 +22,7 @@ from consortium.data.heart_disease import CENTRES, load_centre
 from consortium.data.standardisation import local_moments, pooled_standardiser
 from consortium.learning.loop import TrainConfig
 
-SEEDS = range(5)
+SEEDS = range(size(5, 1))
 
 
 def main() -> None:

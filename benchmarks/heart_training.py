@@ -24,9 +24,9 @@ from consortium.data.heart_disease import N_FEATURES
 from consortium.data.standardisation import Standardiser, local_moments, pooled_standardiser
 from consortium.learning.fednova import local_normaliser
 from consortium.learning.loop import TrainConfig, get_weights, set_weights
-from consortium.training_settings import LocalTrainingSettings
 from consortium.learning.tabular import LogisticRegression, evaluate, train_local
 from consortium.protocol.site_result import SiteResult
+from consortium.training_settings import LocalTrainingSettings
 
 Rows = tuple[np.ndarray, np.ndarray]  # (x, y)
 Scale = Callable[[np.ndarray], np.ndarray]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-from common import JOBS, REPO
+from common import JOBS, REPO, size
 
 from consortium.aggregation.round import RoundAggregation
 from consortium.aggregation.weighting import make_weighting
@@ -21,8 +21,8 @@ from consortium.data.imaging import DEFAULT_TEST_FRACTION, generate_site, load_p
 from consortium.learning.fednova import local_normaliser
 from consortium.learning.loop import get_weights, set_weights
 from consortium.learning.segmentation import SegmentationUNet, dice_scores, personalised_dice, predict, train_segmentation
-from consortium.training_settings import LocalTrainingSettings
 from consortium.protocol.site_result import SiteResult
+from consortium.training_settings import LocalTrainingSettings
 
 PROFILES = REPO / "poc_workspace" / "scanner_profiles.json"
 VALIDATION_SEED = 31  # the inner split of a site's training images used to choose settings
@@ -59,7 +59,7 @@ def job_settings(job: str = "seg_fedavg") -> tuple[LocalTrainingSettings, int, d
     server = json.loads((config / "config_fed_server.json").read_text())
     rounds = next(w for w in server["workflows"] if w["id"] == "scatter_and_gather")["args"]["num_rounds"]
     training = {k: v for k, v in client.items() if k not in NOT_TRAINING}
-    return LocalTrainingSettings.from_args(training), rounds, client.get("model_args") or {}
+    return LocalTrainingSettings.from_args(training), size(rounds, 1), client.get("model_args") or {}
 
 
 def dice_by_site(model: torch.nn.Module, sites: dict[str, Site]) -> dict[str, float]:

@@ -15,13 +15,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import REPO, executor_args, job_variant, mean_std, write_table
+from common import REPO, executor_args, job_variant, mean_std, size, write_table
 
 from consortium.cli.main import DEFAULT_PROJECT, simulate
 from consortium.provisioning.project import Project
 from consortium.reports.job_report import GLOBAL, load_results
 
-SEEDS = range(5)
+SEEDS = range(size(5, 1))
 PROFILES = REPO / "poc_workspace" / "scanner_profiles.json"
 
 

@@ -25,7 +25,7 @@ from dataclasses import replace
 
 import numpy as np
 import torch
-from common import write_table
+from common import size, write_table
 from imaging_inprocess import (
     dice_by_site,
     federate,
@@ -37,9 +37,9 @@ from imaging_inprocess import (
     site_mean,
 )
 
-SEEDS = range(5)
-LOCAL_EPOCHS = (1, 2)
-PERSONALISE_EPOCHS = (1, 2, 5, 10, 20, 40)
+SEEDS = range(size(5, 1))
+LOCAL_EPOCHS = size((1, 2), (1,))
+PERSONALISE_EPOCHS = size((1, 2, 5, 10, 20, 40), (1,))
 TIE = 0.005
 
 

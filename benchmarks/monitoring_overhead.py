@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from common import job_variant, workflow_args, write_table
+from common import job_variant, size, workflow_args, write_table
 from round_overhead import _free_port, overhead
 
 from consortium.cli.main import DEFAULT_PROJECT
@@ -24,8 +24,8 @@ from consortium.jobs.submit import submit_and_follow
 from consortium.poc import lifecycle as poc
 from consortium.provisioning.project import Project
 
-ROUNDS = 40
-REPEATS = 3
+ROUNDS = size(40, 3)
+REPEATS = size(3, 1)
 
 
 def variant(tmp: Path, name: str, exporter_port: int | None) -> Path:

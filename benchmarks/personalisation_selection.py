@@ -22,7 +22,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
-from common import write_table
+from common import size, write_table
 from imaging_inprocess import (
     dice_by_site,
     federate,
@@ -34,8 +34,8 @@ from imaging_inprocess import (
     site_mean,
 )
 
-SEEDS = range(10)
-PERSONALISE_EPOCHS = (40, 60, 80)
+SEEDS = range(size(10, 1))
+PERSONALISE_EPOCHS = size((40, 60, 80), (1,))
 
 
 def one_seed(seed: int) -> tuple[dict, dict, dict]:

@@ -18,7 +18,7 @@ import sys
 
 import numpy as np
 import torch
-from common import JOBS, mean_std, write_table
+from common import JOBS, mean_std, size, write_table
 
 from consortium.aggregation.robust import make_robust_rule
 from consortium.aggregation.round import RoundAggregation
@@ -26,14 +26,14 @@ from consortium.aggregation.weighting import FedAvgWeighting
 from consortium.data.heart_disease import load_centre
 from consortium.data.standardisation import local_moments, pooled_standardiser
 from consortium.learning.loop import TrainConfig, get_weights, set_weights
-from consortium.training_settings import LocalTrainingSettings
 from consortium.learning.tabular import LogisticRegression, evaluate, train_local
 from consortium.protocol.site_result import SiteResult
+from consortium.training_settings import LocalTrainingSettings
 
 SITES = ("cleveland", "hungary", "switzerland", "va-long-beach")
 POISONER, SCALE = "hungary", -50.0
-SEEDS = range(5)
-RULES = ("mean", "median", "trimmed_mean", "norm_clip", "krum")
+SEEDS = range(size(5, 1))
+RULES = size(("mean", "median", "trimmed_mean", "norm_clip", "krum"), ("median",))
 
 
 def job_settings() -> tuple[LocalTrainingSettings, int, dict]:
@@ -42,7 +42,7 @@ def job_settings() -> tuple[LocalTrainingSettings, int, dict]:
     server = json.loads((config / "config_fed_server.json").read_text())
     rounds = next(w for w in server["workflows"] if w["id"] == "scatter_and_gather")["args"]["num_rounds"]
     training = {k: v for k, v in client.items() if k not in ("model_path", "model_args", "centre", "data_path")}
-    return LocalTrainingSettings.from_args(training), rounds, client.get("model_args") or {}
+    return LocalTrainingSettings.from_args(training), size(rounds, 1), client.get("model_args") or {}
 
 
 def run(rule: str, poisoned: bool, seed: int, data, settings: LocalTrainingSettings, rounds: int, model_args: dict,

@@ -16,14 +16,14 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from common import job_variant, project_admitting, workflow_args, write_table
+from common import job_variant, project_admitting, size, workflow_args, write_table
 
 from consortium.defaults import DEFAULT_PROJECT
 from consortium.jobs.submit import submit_and_follow
 from consortium.poc import lifecycle as poc
 from consortium.provisioning.project import Project
 
-ROUNDS = 12
+ROUNDS = size(12, 3)
 # FLARE's own workflow classes, which the FLARE-defaults job names: admitted in this benchmark's
 # copy of the site policies only (the shipped closed list does not hold them)
 FLARE_WORKFLOWS = {"ScatterAndGather": "nvflare.app_common.workflows.scatter_and_gather.ScatterAndGather",
