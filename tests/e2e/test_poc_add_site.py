@@ -127,9 +127,10 @@ def test_added_site_joins_without_touching_existing_kits_and_trains(poc_consorti
 
 
 def test_a_kit_from_the_request_flow_connects_to_the_running_consortium(poc_consortium, project, tmp_path):
-    from consortium.provisioning.distributed.approve import approve, request_site
+    from consortium.provisioning.distributed.approve import approve
     from consortium.provisioning.distributed.bundle import Bundle
     from consortium.provisioning.distributed.package import package
+    from consortium.provisioning.distributed.request import request_site
 
     name, workspace = "geneva", Path(poc_consortium.workspace)
     with _restored(workspace, poc_consortium.project_name):
