@@ -1,14 +1,17 @@
-"""Shared fixtures. The POC consortium is one per test session: started once, stopped at the end
-even when tests fail. FLARE tooling gets an isolated HOME so runs never touch the user's
-~/.nvflare."""
+"""Shared fixtures. The POC consortium is one per pytest-xdist worker that runs POC tests (see
+:func:`poc_group`): started once, stopped at the end even when tests fail. FLARE tooling gets an
+isolated HOME (one per worker) so runs never touch the user's ~/.nvflare."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
 import socket
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -62,6 +65,58 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# The tests on the POC run in two groups (``-n 2 --dist loadgroup`` in pyproject.toml), each on its
+# own pytest-xdist worker, which starts its own POC (the session fixture is per worker) and runs the
+# group in order; the simulator and unit tests go to whichever worker is free. A POC test costs
+# 20-100 s waiting on FLARE: two chains of about equal length keep both cores busy to the end.
+# "poc_a" is tests/e2e/test_poc_consortium.py; its tests that kill a site, then the server, run last,
+# in this order, and the working-tree check after them. "poc_b" is the other tests/e2e/test_poc_*.py
+# modules with the tests of POC_B (they share the job of ``completed_heart_job``, run once per worker).
+# The groups are made from node ids by the scheduler below: xdist 3.8's own ``xdist_group`` marks are
+# lost under pytest 9.2's structured node ids (pytest-dev/pytest-xdist#1386), so they are not used.
+POC_MODULES = "tests/e2e/test_poc_"
+POC_A_MODULE = "tests/e2e/test_poc_consortium.py"
+POC_LAST = ("test_a_revoked_site_contributes_nothing_more_and_cannot_rejoin_after_a_restart",
+            "test_a_site_that_dies_mid_job_leaves_a_completed_job_within_bounded_time",
+            "test_a_job_whose_server_died_is_resumed_from_its_last_version",
+            "test_the_tests_left_the_working_tree_as_they_found_it")
+POC_B = ("test_every_site_s_audit_trail_of_the_jobs_so_far_verifies_and_a_tampered_copy_is_named",)
+
+
+def poc_group(nodeid: str) -> str | None:
+    """The group of a test on the shared POC, from its node id; None for any other test."""
+    path, _, name = nodeid.partition("::")
+    if not path.startswith(POC_MODULES):
+        return None
+    return "poc_a" if path == POC_A_MODULE and name.split("[")[0] not in POC_B else "poc_b"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadgroup`` with the groups of :func:`poc_group`: one unit of work per POC group
+    (the largest go first, one to each worker), every other test a unit of its own."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class PocGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return poc_group(nodeid) or nodeid
+
+    return PocGroups(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    last = {name: i for i, name in enumerate(POC_LAST)}
+    rank = {}
+    for item in items:
+        group = poc_group(item.nodeid)
+        if "poc_consortium" in getattr(item, "fixturenames", ()) and group is None:
+            raise pytest.UsageError(f"{item.nodeid} uses the shared POC: put it in a {POC_MODULES}*.py module")
+        rank[id(item)] = last.get(getattr(item, "originalname", None), -1) if group else -1
+    items.sort(key=lambda item: rank[id(item)])  # a stable sort: the others keep their order
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -135,3 +190,25 @@ site with its imaging data generated from its scanner profile."""
             poc.down(workspace)
         finally:
             poc.stop_processes(state, grace=5)
+
+
+LEAD = "scientist@cleveland-clinic.org"  # a hospital's lead: may submit jobs
+
+
+@pytest.fixture(scope="session")
+def completed_heart_job(poc_consortium, tmp_path_factory) -> SimpleNamespace:
+    """One cheap job run to the end on the shared POC, for every test that needs only that (the
+    site and server audit trails of a job, its kept FLARE audit log, a shipped job admitted by the
+    closed list): heart_fedavg for two rounds, submitted by :data:`LEAD` with FLARE's API. One job
+    where these tests each ran their own (a job costs about 25 s however few its rounds). Its
+    ``id`` and the ``meta`` FLARE gave it once FINISHED."""
+    from nvflare.fuel.flare_api.flare_api import new_secure_session
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        sess = new_secure_session(LEAD, str(Path(poc_consortium.kits) / LEAD), timeout=10.0)
+    try:
+        job_id = sess.submit_job(str(job_with_rounds("heart_fedavg", tmp_path_factory.mktemp("completed_job"), 2)))
+        meta = wait_finished(sess, job_id, timeout=240)
+    finally:
+        sess.close()
+    return SimpleNamespace(id=job_id, meta=meta)

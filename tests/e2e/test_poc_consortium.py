@@ -351,20 +351,11 @@ def _trail_verify(path: Path, capsys, *flags: str) -> tuple[int, str]:
     return rc, out.out + out.err
 
 
-@pytest.fixture(scope="module")
-def a_finished_job(poc_consortium, tmp_path_factory) -> str:
-    """A cheap job of this module's own (heart_fedavg, two rounds): the trails the audit test checks
-    exist whichever tests ran before it, or none."""
-    tmp = tmp_path_factory.mktemp("trail_job")
-    lines: list[str] = []
-    submit_and_follow(poc_consortium, job_with_rounds("heart_fedavg", tmp, 2), tmp / "results", echo=lines.append)
-    return next(line for line in lines if line.startswith("submitted ")).rsplit(" ", 1)[-1]  # "submitted X as job ID"
-
-
 def test_every_site_s_audit_trail_of_the_jobs_so_far_verifies_and_a_tampered_copy_is_named(
-        poc_consortium, a_finished_job, tmp_path, capsys):
+        poc_consortium, completed_heart_job, tmp_path, capsys):
     from consortium.audit.chain import TRAIL_FILE
 
+    a_finished_job = completed_heart_job.id  # two rounds: its trails exist whichever tests ran before, or none
     kits = Path(poc_consortium.kits)
     for site in sorted(SITES):
         rc, out = _trail_verify(kits / site, capsys)

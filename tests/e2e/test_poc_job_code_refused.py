@@ -15,13 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import job_with_rounds, wait_finished
+from conftest import LEAD, wait_finished
 from conftest import server_trail_records as trail_records
 from security.job_exploits import CLI_RULE, CONTENT_RULE, MAIN, direct_exploit, export_argv, nested_model_exploit, yaml_stage
 
 pytestmark = pytest.mark.poc
 SITES = ("cleveland", "hungary", "switzerland", "va-long-beach")
-LEAD = "scientist@cleveland-clinic.org"
 
 
 def wait_refused(state, job_id: str, timeout: float = 30.0) -> dict:
@@ -68,8 +67,7 @@ def test_each_exploit_is_refused_at_the_server_never_reaches_a_site_and_is_in_th
     assert not sentinel.exists()
 
 
-def test_a_shipped_job_completes_under_the_closed_list(poc_consortium, lead_session, tmp_path):
-    job_id = lead_session.submit_job(str(job_with_rounds("heart_fedavg", tmp_path, 1)))
-    meta = wait_finished(lead_session, job_id, timeout=240)
+def test_a_shipped_job_completes_under_the_closed_list(poc_consortium, completed_heart_job):
+    job_id, meta = completed_heart_job.id, completed_heart_job.meta  # heart_fedavg submitted by LEAD (conftest)
     assert meta["status"] == "FINISHED:COMPLETED", meta.get("job_deploy_detail")
     assert not [r for r in trail_records(poc_consortium) if r["event"] == "job_refused" and r["job_id"] == job_id]

@@ -43,17 +43,6 @@ def job_copy(tmp_path: Path, rounds: int = 1) -> Path:
     return job_with_rounds("heart_fedavg", tmp_path, rounds)
 
 
-def completed_job(state, tmp_path: Path) -> str:
-    """The id of a one-round job submitted as the project admin and run to FINISHED:COMPLETED."""
-    sess = poc.admin_session(state)
-    try:
-        job_id = sess.submit_job(str(job_copy(tmp_path)))
-        assert wait_finished(sess, job_id)["status"] == "FINISHED:COMPLETED"
-    finally:
-        sess.close()
-    return job_id
-
-
 def test_the_server_audit_started_on_the_signed_policies(poc_consortium):
     started = [r for r in trail_records(poc_consortium) if r["event"] == "server_audit_started"]
     assert started and started[-1]["policies_signed"] is True
@@ -81,8 +70,9 @@ def test_a_members_refused_submit_is_in_the_server_audit(poc_consortium, tmp_pat
                for line in flare_log.splitlines())
 
 
-def test_a_finished_jobs_audit_log_is_kept_after_flare_deletes_its_run_folder(poc_consortium, tmp_path):
-    job_id = completed_job(poc_consortium, tmp_path)
+def test_a_finished_jobs_audit_log_is_kept_after_flare_deletes_its_run_folder(poc_consortium, completed_heart_job):
+    job_id = completed_heart_job.id
+    assert completed_heart_job.meta["status"] == "FINISHED:COMPLETED"
 
     kept = wait_for_record(poc_consortium, lambda r: r.get("job_id") == job_id and r["event"].startswith("job_audit"))
     assert kept["event"] == "job_audit_kept", kept
@@ -134,11 +124,13 @@ def _verify(*argv) -> tuple[int, str]:
     return rc, out.getvalue() + err.getvalue()
 
 
-def test_a_jobs_site_trails_are_signed_and_anchored_in_the_servers_trail(poc_consortium, heads_declared, tmp_path):
+def test_a_jobs_site_trails_are_signed_and_anchored_in_the_servers_trail(
+        poc_consortium, heads_declared, completed_heart_job, tmp_path):
     from consortium.audit.chain import HEAD_FILE, AuditTrail, Link, canonical_json
     from consortium.audit.signing import kit_signer
 
-    job_id = completed_job(poc_consortium, tmp_path)
+    job_id = completed_heart_job.id
+    assert completed_heart_job.meta["status"] == "FINISHED:COMPLETED"
 
     kits, server = Path(poc_consortium.kits), server_ws(poc_consortium)
     heads = [r for r in trail_records(poc_consortium) if r["event"] == "site_head" and r["job"] == job_id]
@@ -181,9 +173,17 @@ def test_a_site_whose_trail_cannot_be_written_tells_the_server_why_and_its_trail
         trail.rename(aside)
     trail.parent.mkdir(exist_ok=True)
     trail.mkdir()  # from now on cleveland's trail can be neither read nor appended
+    job = job_copy(tmp_path)  # with seconds, not the job's defaults, of waiting for the site that refuses
+    server_file = job / "app" / "config" / "config_fed_server.json"
+    server = json.loads(server_file.read_text())
+    by_id = {c["id"]: c["args"] for c in server["components"] + server["workflows"]}
+    by_id["standardisation"].update(wait_time_after_min_received=1)
+    by_id["scatter_and_gather"].update(wait_time_after_min_received=1)
+    by_id["cross_site_eval"].update(submit_model_timeout=5, validation_timeout=5)
+    server_file.write_text(json.dumps(server))
     sess = poc.admin_session(poc_consortium)
     try:
-        job_id = sess.submit_job(str(job_copy(tmp_path)))
+        job_id = sess.submit_job(str(job))
         meta = wait_finished(sess, job_id, timeout=240)
     finally:
         sess.close()
