@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from common import RESULTS, executor_args, job_variant, mean_std, size, write_table
 
-from consortium.cli.main import DEFAULT_PROJECT
+from consortium.defaults import DEFAULT_PROJECT
 from consortium.jobs.submit import submit_and_follow
 from consortium.poc import lifecycle as poc
 from consortium.provisioning.project import Project

@@ -102,8 +102,8 @@ def main() -> None:
     lines += [f"Run time {seconds:.0f} s ({cpu:.0f} s CPU, one thread, on a host shared with other work).", "",
               "![mean Dice per round](fednova_imaging.png)", ""]
 
-    fig, axes = plt.subplots(1, len(results), figsize=(11, 4), sharey=True)
-    for ax, (epochs, c, _) in zip(axes, results, strict=True):
+    fig, axes = plt.subplots(1, len(results), figsize=(11, 4), sharey=True, squeeze=False)
+    for ax, (epochs, c, _) in zip(axes[0], results, strict=True):
         for a in ALGOS:
             ax.plot(range(rounds + 1), c[a].mean(axis=0), label=a)
             ax.fill_between(range(rounds + 1), c[a].min(axis=0), c[a].max(axis=0), alpha=0.15)
@@ -111,7 +111,7 @@ def main() -> None:
         ax.set_title(f"local epochs {'/'.join(map(str, epochs))} ({', '.join(sites)})", fontsize=8)
         ax.set_ylim(0, 1)
         ax.legend()
-    axes[0].set_ylabel("mean Dice over sites (mean, min-max over seeds)")
+    axes[0][0].set_ylabel("mean Dice over sites (mean, min-max over seeds)")
     fig.suptitle(f"{SIZE}x{SIZE} images, {len(SEEDS)} seeds", fontsize=10)
     fig.tight_layout()
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -238,7 +238,7 @@ def poc_round_times() -> dict[str, dict]:
     multiplies by weights, which needs the [60, 40, 40] chain; our kits carry [60, 40])."""
     from round_overhead import _free_port
 
-    from consortium.cli.main import DEFAULT_PROJECT
+    from consortium.defaults import DEFAULT_PROJECT
     from consortium.jobs.submit import submit_and_follow
     from consortium.poc import lifecycle as poc
     from consortium.provisioning.project import Project

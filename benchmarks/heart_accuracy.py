@@ -21,11 +21,12 @@ from common import JOBS, executor_args, job_variant, mean_std, size, workflow_ar
 from heart_selection import LOCAL_EPOCHS, LRS, MUS, ROUNDS, SELECTION_FILE
 from heart_training import accuracy, global_scale, local_only, pooled_training
 
-from consortium.cli.main import DEFAULT_PROJECT, simulate
 from consortium.data.heart_disease import CENTRES, load_centre
 from consortium.data.standardisation import local_moments, pooled_standardiser
+from consortium.defaults import DEFAULT_PROJECT
 from consortium.learning.loop import TrainConfig
 from consortium.provisioning.project import Project
+from consortium.recipes.simulate import simulate
 from consortium.reports.job_report import GLOBAL, load_results
 
 SEEDS = range(size(5, 1))

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 from common import REPO, executor_args, job_variant, mean_std, size, write_table
 
-from consortium.cli.main import DEFAULT_PROJECT, simulate
+from consortium.defaults import DEFAULT_PROJECT
 from consortium.provisioning.project import Project
+from consortium.recipes.simulate import simulate
 from consortium.reports.job_report import GLOBAL, load_results
 
 SEEDS = range(size(5, 1))

@@ -19,7 +19,7 @@ import numpy as np
 from common import job_variant, size, workflow_args, write_table
 from round_overhead import _free_port, overhead
 
-from consortium.cli.main import DEFAULT_PROJECT
+from consortium.defaults import DEFAULT_PROJECT
 from consortium.jobs.submit import submit_and_follow
 from consortium.poc import lifecycle as poc
 from consortium.provisioning.project import Project

@@ -12,6 +12,7 @@ every round. Writes benchmarks/results/round_overhead.md. Floor from the issue: 
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -70,6 +71,7 @@ def client_defaults(config: dict) -> None:
 
 
 def main() -> None:
+    load_before = os.getloadavg()[0]  # a timing on a shared host: how busy it was, in the table
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
 
@@ -92,7 +94,8 @@ def main() -> None:
              "| settings | round time (s) | overhead = round - local training (s) |", "| --- | ---: | ---: |"]
     lines += [f"| {k} | {v[0]:.3f} | {v[1]:.3f} |" for k, v in results.items()]
     lines += ["", f"Overhead ratio, FLARE defaults / ours: {theirs[1] / ours[1]:.1f}x (same run, same consortium). "
-              "Floor: <= 0.3 s per round.", ""]
+              "Floor: <= 0.3 s per round.",
+              f"Host load average (1 min) {load_before:.1f} before the run, {os.getloadavg()[0]:.1f} after.", ""]
     write_table("round_overhead.md", lines)
 
 
