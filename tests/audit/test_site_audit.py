@@ -23,7 +23,8 @@ from consortium.audit.chain import TRAIL_FILE
 from consortium.audit.digest import content_sha256
 from consortium.audit.verify import verify_trail
 from consortium.flare.audit.site import AUDIT_FAILED, HE_META_KEY, SITE_AUDIT_ID, SiteAuditTrail, payload
-from consortium.flare.filters.dp import PRIVACY_REFUSED, REFUSAL_HEADER, GaussianUpdatePrivacy
+from consortium.flare.filters.dp import PRIVACY_REFUSED, GaussianUpdatePrivacy
+from consortium.protocol.site_result import REFUSAL_HEADER
 
 WEIGHTS = np.array([0.123456, -0.654321], dtype=np.float32)
 

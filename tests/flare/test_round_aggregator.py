@@ -188,7 +188,7 @@ def test_bad_arguments_are_refused_when_the_job_is_built(kwargs, name):
 def test_a_result_flare_turned_away_is_named_with_the_sites_reason(engine, fl_ctx, tmp_path):
     from nvflare.apis.shareable import make_reply
 
-    from consortium.flare.aggregators.round import REFUSAL_HEADER
+    from consortium.protocol.site_result import REFUSAL_HEADER
 
     engine.handlers.append(RoundProgressWriter())
     agg = RoundAggregator()
@@ -227,7 +227,7 @@ def test_an_error_reply_without_a_reason_stays_rejected_and_the_withheld_list_st
         engine, fl_ctx, tmp_path):
     from nvflare.apis.shareable import make_reply
 
-    from consortium.flare.aggregators.round import REFUSAL_HEADER
+    from consortium.protocol.site_result import REFUSAL_HEADER
 
     engine.handlers.append(RoundProgressWriter())
     agg = RoundAggregator()

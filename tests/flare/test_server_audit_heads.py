@@ -22,11 +22,11 @@ from consortium.audit.anchors import SERVER_HEAD_HEADER, SITE_HEAD_HEADER
 from consortium.audit.chain import TRAIL_FILE
 from consortium.audit.signing import kit_certificate
 from consortium.audit.verify import verify_trail
-from consortium.flare.aggregators.round import REFUSAL_HEADER
 from consortium.flare.audit import server_heads
 from consortium.flare.audit.server import PatchGuardError
 from consortium.flare.audit.server_heads import ServerTrailHeads
 from consortium.flare.kit_policies import DECLARATION, HEADS_COMPONENT
+from consortium.protocol.site_result import REFUSAL_HEADER
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "audit"))
 from audit_kits import RootCA  # noqa: E402

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from consortium.fileio import path_under
 from consortium.names import check_name
+from consortium.registry import ciphertext
 from consortium.registry.store import ModelRegistry, RegistryEntry, RegistryError, load_arrays, sha256_of
 
 RESUMABLE_PERSISTOR = "consortium.flare.model_registry.ResumablePTPersistor"
@@ -138,7 +139,7 @@ def clear_stuck_record(storage_root: Path, job_id: str, reason: str) -> str:
     return status
 
 
-CIPHERTEXT_INDEX = Path("encrypted_rounds") / "index.jsonl"  # an HE job's registry (consortium.flare.he.server)
+CIPHERTEXT_INDEX = Path(ciphertext.FOLDER) / ciphertext.INDEX  # an HE job's registry (consortium.registry.ciphertext)
 
 
 def ciphertext_lines(run_dir: Path) -> list[str]:

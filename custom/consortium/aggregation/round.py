@@ -24,9 +24,10 @@ from consortium.aggregation.alerts import alerts, cosine
 from consortium.aggregation.checks import DEFAULT_CHECKS, Reference, Update, UpdateCheck, run_checks, update_norm
 from consortium.aggregation.combine import WeightedSum
 from consortium.aggregation.robust import HeldRule
-from consortium.aggregation.round_summary import RoundSummary, summarise_round
+from consortium.aggregation.round_summary import summarise_round
 from consortium.aggregation.server_step import PlainStep, ServerStep
 from consortium.aggregation.weighting import Weighting
+from consortium.protocol.round_record import RoundSummary
 from consortium.protocol.site_result import SiteResult
 
 DEFAULT_ALERT_Z = 3.5  # Iglewicz & Hoaglin's cut-off for the modified z-score

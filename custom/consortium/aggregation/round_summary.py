@@ -1,4 +1,5 @@
-"""What the server records about one round: who contributed, who was rejected and why, who
+"""What the server records about one round (:class:`~consortium.protocol.round_record.RoundSummary`,
+made here from the round's results): who contributed, who was rejected and why, who
 withheld its result and why, what was missing, mean training loss and pooled score.
 
 ``rejected`` holds every result that was not combined, with the server's reason; ``withheld``
@@ -17,51 +18,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
 
+from consortium.protocol.round_record import RoundSummary
 from consortium.protocol.site_result import SiteResult
-
-
-@dataclass(frozen=True)
-class RoundSummary:
-    round: int
-    sites: int
-    mean_train_loss: float
-    pooled_score: float
-    metric: str = "accuracy"
-    contributors: list[str] = field(default_factory=list)
-    rejected: dict[str, str] = field(default_factory=dict)  # site -> reason
-    incomplete: dict[str, list[str]] = field(default_factory=dict)  # site -> reporting fields it lacked
-    max_train_seconds: float | None = None  # the slowest site's local training time
-    local_steps: dict[str, int] = field(default_factory=dict)
-    finished_at: float | None = None  # wall-clock time the round's update was made
-    site_norms: dict[str, float] = field(default_factory=dict)  # L2 norm of each accepted update
-    site_cosines: dict[str, float] = field(default_factory=dict)  # cosine to the previous global update
-    alerts: dict[str, str] = field(default_factory=dict)  # site -> why its update is an outlier
-    epsilon: dict[str, float] = field(default_factory=dict)  # site -> its privacy loss for this job so far (DP)
-    withheld: dict[str, str] = field(default_factory=dict)  # site -> the reason it gave for sending no update
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def with_withheld(self, withheld: Mapping[str, str]) -> RoundSummary:
-        """This record with ``withheld`` (site -> the reason the site gave) added."""
-        return replace(self, withheld=dict(sorted({**self.withheld, **withheld}.items()))) if withheld else self
-
-    def line(self, total_sites: int | None = None) -> str:
-        of = f"/{total_sites}" if total_sites else ""
-        text = (f"round {self.round:3d}  sites {self.sites}{of}  mean loss {self.mean_train_loss:.4f}  "
-                f"pooled {self.metric} {self.pooled_score:.3f}")
-        rejected = {s: r for s, r in self.rejected.items() if s not in self.withheld}
-        if rejected:
-            text += "  rejected: " + "; ".join(f"{s} ({r})" for s, r in sorted(rejected.items()))
-        if self.withheld:  # the site's own words (its reason is also in ``rejected``)
-            text += "  withheld: " + "; ".join(f"{s} ({r})" for s, r in sorted(self.withheld.items()))
-        if self.incomplete:
-            text += "  incomplete: " + ", ".join(sorted(self.incomplete))
-        if self.alerts:
-            text += "  ALERT: " + "; ".join(f"{s}: {r}" for s, r in sorted(self.alerts.items()))
-        return text
 
 
 def summarise_round(round_number: int, results: Mapping[str, SiteResult], rejected: Mapping[str, str] | None = None,

@@ -10,7 +10,7 @@ each value must have the spec's type and lie in its range, references name a com
 same file, site names are sites of the consortium. The typed configs the components build
 (:class:`~consortium.training_settings.LocalTrainingSettings`,
 :class:`~consortium.privacy.update_privacy.UpdatePrivacyPolicy`,
-:class:`~consortium.flare.aggregators.round.AggregatorConfig`) then check how the values combine.
+:class:`~consortium.aggregation.config.AggregatorConfig`) then check how the values combine.
 
 A path without a spec is left to the class allow-list (:mod:`consortium.jobs.validate`); nothing
 named by the config is imported here. Every error names the file, the field and the value.

@@ -14,8 +14,8 @@ from __future__ import annotations
 from nvflare.job_config.defs import FilterType
 from nvflare.recipe.spec import Recipe
 
+from consortium.aggregation.config import AggregatorConfig
 from consortium.allowlist import resolve_listed
-from consortium.flare.aggregators.round import AggregatorConfig
 from consortium.recipes.components import ComponentSpec, ExecutorSpec, FilterSpec, WorkflowSpec
 from consortium.recipes.config import JobConfig
 from consortium.recipes.job import ConsortiumJob

@@ -143,7 +143,7 @@ class ModelRegistry:
     def add(self, version: int, weights: Mapping[str, np.ndarray], state: Mapping[str, np.ndarray] | None = None,
             record: Mapping | None = None, source: str | None = None) -> RegistryEntry:
         """Save version ``version`` (replacing one of the same number) with what the round
-        ``record`` (a :class:`~consortium.aggregation.round_summary.RoundSummary` dict) says made it."""
+        ``record`` (a :class:`~consortium.protocol.round_record.RoundSummary` dict) says made it."""
         if not isinstance(version, int) or version < 0:
             raise RegistryError(f"version must be an integer >= 0, got {version!r}")
         self.folder.mkdir(parents=True, exist_ok=True)

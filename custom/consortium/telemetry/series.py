@@ -1,7 +1,7 @@
 """The consortium's Prometheus series, and the pure mapping of one round record onto them.
 
 A round record is the dict the server's aggregator already makes
-(:class:`~consortium.aggregation.round_summary.RoundSummary` plus the timings and per-site
+(:class:`~consortium.protocol.round_record.RoundSummary` plus the timings and per-site
 reports the FLARE aggregator adds: ``started_at``, ``site_seconds``, ``site_train_loss``,
 ``site_update_bytes``, ``quarantined``). Nothing is computed here that the round already computed
 (norms, cosines, alerts, ε come from the record); the mapping only counts (participation) and

@@ -44,7 +44,7 @@ from consortium.protocol.round_record import RoundRecord
 from consortium.protocol.site_result import REFUSAL_HEADER, SiteResult
 
 if TYPE_CHECKING:
-    from consortium.aggregation.round_summary import RoundSummary
+    from consortium.protocol.round_record import RoundSummary
 
 ROUND_RECORD_EVENT = "consortium.round_record"
 ROUND_RECORD_PROP = "consortium.round_record"  # holds RoundRecord.to_dict(); read it with announced_record()

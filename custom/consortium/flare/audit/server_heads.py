@@ -37,8 +37,8 @@ from nvflare.private.fed.server.fed_server import FederatedServer
 from consortium.audit.anchors import SERVER_HEAD_HEADER, SITE_HEAD_HEADER, head_value, site_head_record
 from consortium.audit.chain import AuditTrail
 from consortium.audit.signing import kit_signer
-from consortium.flare.aggregators.round import REFUSAL_HEADER
 from consortium.flare.audit.server import PatchGuardError, pin_problems
+from consortium.protocol.site_result import REFUSAL_HEADER
 
 PINNED_SOURCES = {  # dotted name -> SHA-256 of inspect.getsource(), nvflare 2.9.0, read by hand
     "nvflare.private.fed.server.fed_server.FederatedServer.create_run_manager":

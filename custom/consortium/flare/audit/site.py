@@ -70,8 +70,8 @@ from consortium.audit.anchors import SERVER_HEAD_HEADER, SITE_HEAD_HEADER, head_
 from consortium.audit.chain import AuditTrail, HeadNotWritten, Link
 from consortium.audit.digest import content_sha256
 from consortium.audit.signing import kit_signer
-from consortium.flare.aggregators.round import REFUSAL_HEADER
 from consortium.privacy.declaration import EPSILON_KEY
+from consortium.protocol.site_result import REFUSAL_HEADER
 
 AUDIT_FAILED = "AUDIT_FAILED"
 SITE_AUDIT_ID = "site_audit"  # its component id in privacy.json (consortium.provisioning.privacy_scopes.AUDIT_COMPONENT)

@@ -33,7 +33,7 @@ from nvflare.app_common.app_constant import AppConstants
 from consortium.data.imaging import DEFAULT_TEST_FRACTION, load_site_data, site_split
 from consortium.flare.executors.site import Score, SiteExecutor
 from consortium.learning.loop import TrainConfig, get_weights
-from consortium.learning.personalisation import EPOCHS_KEY, Personalisation, is_global_model, personalised_key
+from consortium.learning.personalisation import Personalisation, is_global_model
 from consortium.learning.segmentation import (
     SegmentationUNet,
     dice_loss,
@@ -43,6 +43,7 @@ from consortium.learning.segmentation import (
     train_segmentation,
     training_loader,
 )
+from consortium.protocol.evaluation import Evaluation
 from consortium.protocol.site_result import Task
 from consortium.training_settings import LocalTrainingSettings
 
@@ -144,9 +145,9 @@ class SegmentationExecutor(SiteExecutor):
         dxo = from_shareable(reply)
         if dxo.data_kind != DataKind.METRICS:
             raise ValueError(f"validation returned {dxo.data_kind}, not METRICS")
-        dxo.data[personalised_key(self.metric)] = float(dice.mean())
-        dxo.data[EPOCHS_KEY] = config.epochs
-        self.log_info(fl_ctx, f"global model {self.metric} {dxo.data[self.metric]:.3f}; fine-tuned here for "
+        evaluation = Evaluation.from_dict(dxo.data).personalise(float(dice.mean()), config.epochs)
+        dxo.data = evaluation.to_dict()
+        self.log_info(fl_ctx, f"global model {self.metric} {evaluation.mean:.3f}; fine-tuned here for "
                               f"{config.epochs} epochs: {dice.mean():.3f}")
         return dxo.update_shareable(reply)
 

@@ -38,8 +38,8 @@ from consortium.privacy.declaration import EPSILON_KEY, KEYS, MODEL_OF_KEY, decl
 from consortium.privacy.dp_sgd import MECHANISM as DP_SGD
 from consortium.privacy.gaussian import gaussian_update
 from consortium.privacy.ledger import BudgetExceeded, PrivacyLedger, Release
-from consortium.privacy.policy import UpdatePrivacyPolicy
 from consortium.privacy.release import coarsen_count, coarsen_sum, released_meta
+from consortium.privacy.update_privacy import UpdatePrivacyPolicy
 from consortium.protocol.evaluation import Evaluation
 from consortium.protocol.site_result import REFUSAL_HEADER
 
@@ -51,7 +51,7 @@ PUBLIC_META = frozenset({"val_metric"})  # a metric's name, not data: kept thoug
 
 class GaussianUpdatePrivacy(Filter):
     def __init__(self, **policy) -> None:
-        """Args: the fields of :class:`~consortium.privacy.policy.UpdatePrivacyPolicy`, checked here
+        """Args: the fields of :class:`~consortium.privacy.update_privacy.UpdatePrivacyPolicy`, checked here
         (ValueError naming the argument and value), so a bad policy stops the site, not a round."""
         super().__init__()
         self.policy = UpdatePrivacyPolicy(**policy)
