@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from consortium.privacy.release import coarsen_count, coarsen_sum, released_meta
-from consortium.protocol.site_result import FIELDS, Release
+from consortium.protocol.site_result import FIELDS, ReleaseRule
 
 META = {"n_samples": 203, "local_steps": 26, "fednova_a": 26.0, "train_loss": 0.41, "train_seconds": 0.2,
         "val_metric": "accuracy", "val_n": 67, "val_score_sum": 53.0, "val_loss": 0.5, "secret_extra": 1}
@@ -15,7 +15,7 @@ def test_exact_fields_travel_drop_fields_and_unknown_keys_do_not():
     out = released_meta(META)
 
     assert out["local_steps"] == 26 and out["fednova_a"] == 26.0
-    dropped = {k for k, s in FIELDS.items() if s.release == Release.DROP}
+    dropped = {k for k, s in FIELDS.items() if s.release == ReleaseRule.DROP}
     assert not dropped & set(out) and "secret_extra" not in out
 
 

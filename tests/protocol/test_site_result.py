@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from consortium.protocol.site_result import FIELDS, Release, SiteResult, Use, read_result
+from consortium.protocol.site_result import FIELDS, ReleaseRule, SiteResult, Use, read_result
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ def test_fednova_fields_may_be_absent_for_fedavg(result):
 def test_every_field_says_its_use_and_release():
     assert set(FIELDS) == {f for f in SiteResult.__dataclass_fields__ if f != "missing"}
     for spec in FIELDS.values():
-        assert spec.use in Use and spec.release in Release and spec.doc
+        assert spec.use in Use and spec.release in ReleaseRule and spec.doc
         # a field the combination needs may be coarsened at most, never dropped
-        assert not (spec.use == Use.COMBINE and spec.release == Release.DROP)
-    assert FIELDS["n_samples"].use == Use.COMBINE and FIELDS["train_loss"].release == Release.DROP
+        assert not (spec.use == Use.COMBINE and spec.release == ReleaseRule.DROP)
+    assert FIELDS["n_samples"].use == Use.COMBINE and FIELDS["train_loss"].release == ReleaseRule.DROP

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Set
 
-from consortium.protocol.site_result import FIELDS, Release
+from consortium.protocol.site_result import FIELDS, ReleaseRule
 
 DEFAULT_COUNT_STEP = 10
 DEFAULT_MEAN_DECIMALS = 2
@@ -36,7 +36,7 @@ def released_meta(meta: Mapping, keep: Set[str] = frozenset(), count_step: int =
     (e.g. FLARE's bookkeeping and the DP declaration); every other key is removed."""
     out = {k: meta[k] for k in keep if k in meta}
     for key, spec in FIELDS.items():
-        if key not in meta or spec.release == Release.DROP:
+        if key not in meta or spec.release == ReleaseRule.DROP:
             continue
         out[key] = meta[key]
     for count_key, sum_key in (("n_samples", None), ("val_n", "val_score_sum")):
@@ -48,7 +48,7 @@ def released_meta(meta: Mapping, keep: Set[str] = frozenset(), count_step: int =
             out[sum_key] = coarsen_sum(float(out[sum_key]), n, out[count_key], decimals)
     if "val_score_sum" in out and "val_n" not in out:  # a sum without its count cannot be coarsened
         del out["val_score_sum"]
-    coarsened = {k for k, s in FIELDS.items() if s.release == Release.COARSEN}
+    coarsened = {k for k, s in FIELDS.items() if s.release == ReleaseRule.COARSEN}
     if coarsened - {"n_samples", "val_n", "val_score_sum"}:
         raise ValueError(f"no coarsening rule for {sorted(coarsened - {'n_samples', 'val_n', 'val_score_sum'})}")
     return out

@@ -48,7 +48,9 @@ class Use(StrEnum):
     OPTIONAL = "optional"  # reported when present; its absence is not an incomplete report
 
 
-class Release(StrEnum):
+class ReleaseRule(StrEnum):
+    """How a result field leaves the site: as it is, coarsened, or not at all."""
+
     EXACT = "exact"
     COARSEN = "coarsen"
     DROP = "drop"
@@ -59,26 +61,26 @@ class FieldSpec:
     key: str
     kind: type  # int, float or str
     use: Use
-    release: Release
+    release: ReleaseRule
     doc: str
 
 
 FIELDS: dict[str, FieldSpec] = {
     s.key: s
     for s in (
-        FieldSpec("n_samples", int, Use.COMBINE, Release.COARSEN,
+        FieldSpec("n_samples", int, Use.COMBINE, ReleaseRule.COARSEN,
                   "local training examples n_k (> 0); FedAvg and FedNova weight p_k = n_k / sum n"),
-        FieldSpec("local_steps", int, Use.COMBINE, Release.EXACT, "optimiser steps tau_k this round (>= 1; FedNova)"),
-        FieldSpec("fednova_a", float, Use.COMBINE, Release.EXACT, "FedNova normaliser a_k of the local optimiser (> 0)"),
-        FieldSpec("train_loss", float, Use.REPORT, Release.DROP, "mean data loss over the round's local steps"),
-        FieldSpec("train_seconds", float, Use.REPORT, Release.DROP, "wall time of local training"),
-        FieldSpec("val_metric", str, Use.REPORT, Release.DROP, "name of the per-example metric: accuracy, dice"),
-        FieldSpec("val_n", int, Use.REPORT, Release.COARSEN, "test examples the received model was scored on"),
-        FieldSpec("val_score_sum", float, Use.REPORT, Release.COARSEN, "sum of the per-example metric over them"),
-        FieldSpec("val_loss", float, Use.REPORT, Release.DROP, "the received model's mean loss on them"),
-        FieldSpec("dp_epsilon", float, Use.OPTIONAL, Release.EXACT,
+        FieldSpec("local_steps", int, Use.COMBINE, ReleaseRule.EXACT, "optimiser steps tau_k this round (>= 1; FedNova)"),
+        FieldSpec("fednova_a", float, Use.COMBINE, ReleaseRule.EXACT, "FedNova normaliser a_k of the local optimiser (> 0)"),
+        FieldSpec("train_loss", float, Use.REPORT, ReleaseRule.DROP, "mean data loss over the round's local steps"),
+        FieldSpec("train_seconds", float, Use.REPORT, ReleaseRule.DROP, "wall time of local training"),
+        FieldSpec("val_metric", str, Use.REPORT, ReleaseRule.DROP, "name of the per-example metric: accuracy, dice"),
+        FieldSpec("val_n", int, Use.REPORT, ReleaseRule.COARSEN, "test examples the received model was scored on"),
+        FieldSpec("val_score_sum", float, Use.REPORT, ReleaseRule.COARSEN, "sum of the per-example metric over them"),
+        FieldSpec("val_loss", float, Use.REPORT, ReleaseRule.DROP, "the received model's mean loss on them"),
+        FieldSpec("dp_epsilon", float, Use.OPTIONAL, ReleaseRule.EXACT,
                   "the site's privacy loss epsilon for this job so far (written by its DP filter)"),
-        FieldSpec("he_seconds", float, Use.OPTIONAL, Release.DROP,
+        FieldSpec("he_seconds", float, Use.OPTIONAL, ReleaseRule.DROP,
                   "CKKS wall time at the site this round: decrypting the round sum it received and "
                   "encrypting its update (written by its HE filters)"),
     )
