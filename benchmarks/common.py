@@ -43,12 +43,20 @@ def job_variant(name: str, dst: Path, edit_server: Callable[[dict], None] | None
         config = json.loads(path.read_text())
         edit(config)
         path.write_text(json.dumps(config, indent=2))
-    if SMOKE:  # every job variant at most SMOKE_ROUNDS rounds
+    if SMOKE:  # every job variant at most SMOKE_ROUNDS rounds, one local (and personalisation) epoch
         path = dst / "app" / "config" / "config_fed_server.json"
         config = json.loads(path.read_text())
         for wf in config.get("workflows", []):
             if "num_rounds" in wf.get("args", {}):
                 wf["args"]["num_rounds"] = min(wf["args"]["num_rounds"], SMOKE_ROUNDS)
+        path.write_text(json.dumps(config, indent=2))
+        path = dst / "app" / "config" / "config_fed_client.json"
+        config = json.loads(path.read_text())
+        for executor in config.get("executors", []):
+            args = executor.get("executor", {}).get("args", {})
+            for key in ("epochs", "personalise_epochs"):
+                if isinstance(args.get(key), int):
+                    args[key] = min(args[key], 1)
         path.write_text(json.dumps(config, indent=2))
     return dst
 
