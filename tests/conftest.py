@@ -73,7 +73,8 @@ def free_port() -> int:
 # 20-100 s waiting on FLARE: two chains of about equal length keep both cores busy to the end.
 # "poc_a" is tests/e2e/test_poc_consortium.py; its tests that kill a site, then the server, run last,
 # in this order, and the working-tree check after them. "poc_b" is the other tests/e2e/test_poc_*.py
-# modules with the tests of POC_B (they share the job of ``completed_heart_job``, run once per worker).
+# modules with the tests of POC_B (the audit trail test shares the job of ``completed_heart_job``,
+# run once per worker).
 # The groups are made from node ids by the scheduler below: xdist 3.8's own ``xdist_group`` marks are
 # lost under pytest 9.2's structured node ids (pytest-dev/pytest-xdist#1386), so they are not used.
 POC_MODULES = "tests/e2e/test_poc_"
@@ -82,7 +83,11 @@ POC_LAST = ("test_a_revoked_site_contributes_nothing_more_and_cannot_rejoin_afte
             "test_a_site_that_dies_mid_job_leaves_a_completed_job_within_bounded_time",
             "test_a_job_whose_server_died_is_resumed_from_its_last_version",
             "test_the_tests_left_the_working_tree_as_they_found_it")
-POC_B = ("test_every_site_s_audit_trail_of_the_jobs_so_far_verifies_and_a_tampered_copy_is_named",)
+POC_B = ("test_every_site_s_audit_trail_of_the_jobs_so_far_verifies_and_a_tampered_copy_is_named",
+         # to even the chains (one full run at load 10-17: poc_a 1585 s, poc_b 399 s of test time)
+         "test_dp_jobs_charge_every_site_and_a_site_out_of_budget_refuses",
+         "test_segmentation_job_with_site_generated_data_completes",
+         "test_he_job_through_admin_api_keeps_only_ciphertexts_at_the_server")
 
 
 def poc_group(nodeid: str) -> str | None:
