@@ -38,20 +38,20 @@ demo: venv
 jobs: venv
 	$(BIN)/consortium job export
 
-# the whole suite; it includes every benchmark's smoke mode (tests/benchmarks/test_bench_smoke.py)
+# the whole suite (serial, one shared POC); the benchmarks' smoke mode is `make bench-smoke`
 test: venv monitoring
 	$(BIN)/python -m pytest
 
 # unit tests only (no FLARE simulator, no POC): quick feedback while changing the seams
 test-fast: venv
-	$(BIN)/python -m pytest -m "not poc and not simulator"
+	$(BIN)/python -m pytest -m "not poc and not simulator and not bench"
 
 bench: venv
 	$(BIN)/python benchmarks/run_all.py
 
 # every benchmark at its smallest size (--smoke), results in a temporary folder (never benchmarks/results/)
 bench-smoke: venv
-	$(BIN)/python benchmarks/run_all.py --smoke
+	$(BIN)/python -m pytest -m bench tests/benchmarks
 
 lint: venv
 	$(BIN)/ruff check custom tests benchmarks

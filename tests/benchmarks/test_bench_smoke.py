@@ -1,4 +1,5 @@
-"""`make bench-smoke` inside `make test`: every benchmark of `make bench` runs end to end at its
+"""`make bench-smoke` (``pytest -m bench``; not in `make test`, whose 15 minutes it would double):
+every benchmark of `make bench` runs end to end at its
 smallest size (``--smoke``), in its own process, and writes its table, provenance first, to a
 temporary folder; benchmarks/results/ is left as it was. A benchmark that rots (an import moved,
 an argument FLARE refuses, a job it cannot build) fails here instead of at the next `make bench`."""
@@ -24,7 +25,7 @@ def _committed_state() -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in (BENCH / "results").iterdir()}
 
 
-@pytest.mark.simulator
+@pytest.mark.bench
 @pytest.mark.parametrize("name", BENCHMARKS)
 def test_benchmark_smoke(name: str, tmp_path: Path) -> None:
     before = _committed_state()
