@@ -26,7 +26,7 @@ def fingerprint(job: str, scratch: Path) -> dict:
     from consortium.reports.job_report import load_results
 
     ws = scratch / job
-    args = ["simulate", str(REPO / "jobs" / job), "-w", str(ws), "--project", str(REPO / "provisioning" / "project.yml"),
+    args = ["job", "simulate", str(REPO / "jobs" / job), "-w", str(ws), "--project", str(REPO / "provisioning" / "project.yml"),
             "--profiles", str(REPO / "poc_workspace" / "scanner_profiles.json")]
     if main(args) != 0:
         raise SystemExit(f"{job}: simulator run failed")
