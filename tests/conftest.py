@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import socket
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -217,3 +218,15 @@ def completed_heart_job(poc_consortium, tmp_path_factory) -> SimpleNamespace:
     finally:
         sess.close()
     return SimpleNamespace(id=job_id, meta=meta)
+
+
+@pytest.fixture
+def scratch(tmp_path, monkeypatch):
+    """A working folder three levels down, and temporary files under tmp_path too, so any
+    write that escapes with ``../..`` still lands where the test can see it."""
+    cwd = tmp_path / "a" / "b" / "c"
+    cwd.mkdir(parents=True)
+    (tmp_path / "t" / "u").mkdir(parents=True)
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "t" / "u"))
+    return tmp_path

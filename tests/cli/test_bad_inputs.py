@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,18 +18,6 @@ def _tree(root: Path) -> set[str]:
 
 
 # --- site names ------------------------------------------------------------------------------
-
-@pytest.fixture
-def scratch(tmp_path, monkeypatch):
-    """A working folder three levels down, and temporary files under tmp_path too, so any
-    write that escapes with ``../..`` still lands where the test can see it."""
-    cwd = tmp_path / "a" / "b" / "c"
-    cwd.mkdir(parents=True)
-    (tmp_path / "t" / "u").mkdir(parents=True)
-    monkeypatch.chdir(cwd)
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "t" / "u"))
-    return tmp_path
-
 
 @pytest.mark.parametrize("name, why", [
     ("../../x", r"site request: NAME = '\.\./\.\./x': not a valid site name: a site name is letters, digits, '-' and '_' only"),

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,18 +15,6 @@ from consortium.fileio import is_secret
 from consortium.provisioning.distributed import request as distributed
 from consortium.provisioning.project import ConfigurationError, Project
 from consortium.provisioning.provision import provision
-
-
-@pytest.fixture
-def scratch(tmp_path, monkeypatch):
-    """A working folder three levels down, and temporary files under tmp_path too, so any
-    write that escapes with ``../..`` still lands where the test can see it."""
-    cwd = tmp_path / "a" / "b" / "c"
-    cwd.mkdir(parents=True)
-    (tmp_path / "t" / "u").mkdir(parents=True)
-    monkeypatch.chdir(cwd)
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "t" / "u"))
-    return tmp_path
 
 
 def test_without_the_name_check_the_request_writes_outside_its_folder(scratch, project, monkeypatch):
